@@ -1,0 +1,185 @@
+"""The joint flow map (u, D) and few-step sampling and likelihood with it (book chapters 3-5).
+
+A flow map jumps from time t to time s in one evaluation, for the sample and its log-density together:
+
+    x_s = x_t + (s - t) u(x_t, t, s),        log p_s(x_s) = log p_t(x_t) + (s - t) D(x_t, t, s),
+
+where u is the average velocity and D the average of minus the divergence along the path (natural units,
+nats per unit time). On the diagonal u(x, t, t) = v(x, t) and D(x, t, t) = -div v(x, t).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from f2d2mini import base, checks, nets
+
+__all__ = ["FlowMapOutput", "FlowMapConfig", "JointFlowMap", "ODEFlowMap", "Jumps", "jumps", "sample", "log_prob",
+           "REVERSALS"]
+
+REVERSALS = ("exact", "first_order")
+
+
+class FlowMapOutput(NamedTuple):
+    """``u``: average velocity ``[B, *shape]``; ``D``: average of -div v in nats per unit time ``[B]``."""
+
+    u: torch.Tensor
+    D: torch.Tensor
+
+
+class Jumps(NamedTuple):
+    """Result of K jumps: the end points ``x`` and ``delta`` = sum_k (tau_{k+1} - tau_k) D_k ``[B]``."""
+
+    x: torch.Tensor
+    delta: torch.Tensor
+
+
+@dataclass(frozen=True)
+class FlowMapConfig:
+    """Architecture of the 2-D :class:`JointFlowMap`."""
+
+    dim: int = 2  # data dimension d
+    width: int = 256  # hidden units per layer
+    depth: int = 4  # hidden layers
+    time_frequencies: int = 16  # sinusoidal features per time input
+    max_frequency: float = 100.0  # largest angular frequency of the time features
+    space_features: int = 0  # random Fourier features of x (0: none)
+    space_scale: float = 1.0  # standard deviation of their frequencies
+    div_scale: float = 1.0  # R: the scalar head regresses D / R
+    sigma0: float = 1.0  # base N(0, sigma0^2 I) at t = 0
+
+
+class JointFlowMap(nn.Module):
+    """An MLP on [features(x), embed(t), embed(s)] with a velocity head u (d outputs) and a divergence head D.
+
+    Call ``model(x, t, s) -> FlowMapOutput(u, D)`` with x ``[B, d]`` and t, s floats or ``[B]`` tensors.
+    """
+
+    def __init__(self, config: FlowMapConfig = FlowMapConfig()):
+        super().__init__()
+        self.config = config
+        self.embed = nets.TimeEmbedding(config.time_frequencies, config.max_frequency)
+        self.features = nets.FourierFeatures(config.dim, config.space_features, config.space_scale)
+        self.net = nets.MLP(self.features.dim + 2 * self.embed.dim, config.dim + 1, config.width, config.depth)
+
+    @classmethod
+    def from_teacher(cls, teacher: nets.VelocityMLP, div_scale: float = 1.0, sigma0: float = 1.0) -> JointFlowMap:
+        """A map with u(x, t, s) = v(x, t) for every s and D = 0: the teacher's weights, zero weights on embed(s).
+
+        The warm start of phased training: the velocity part starts at Euler's one-step answer.
+        """
+        tc = teacher.config
+        model = cls(FlowMapConfig(tc.dim, tc.width, tc.depth, tc.time_frequencies, tc.max_frequency,
+                                  tc.space_features, tc.space_scale, div_scale, sigma0))
+        src, dst = teacher.net, model.net
+        with torch.no_grad():
+            model.features.B.copy_(teacher.features.B)
+            for layer in dst:
+                if isinstance(layer, nn.Linear):
+                    layer.weight.zero_()
+                    layer.bias.zero_()
+            first_in = teacher.features.dim + teacher.embed.dim
+            dst[0].weight[:, :first_in] = src[0].weight
+            dst[0].bias.copy_(src[0].bias)
+            for a, b in zip(list(src)[1:-1], list(dst)[1:-1]):
+                if isinstance(a, nn.Linear):
+                    b.load_state_dict(a.state_dict())
+            dst[-1].weight[: tc.dim] = src[-1].weight
+            dst[-1].bias[: tc.dim] = src[-1].bias
+        return model
+
+    def forward(self, x: torch.Tensor, t, s) -> FlowMapOutput:
+        checks.batch(x, dim=self.config.dim, ndim=2, finite=False)
+        t = checks.time(t, len(x), x, "t", finite=False)
+        s = checks.time(s, len(x), x, "s", finite=False)
+        h = self.net(torch.cat([self.features(x), self.embed(t), self.embed(s)], dim=1))
+        return FlowMapOutput(h[:, : self.config.dim], self.config.div_scale * h[:, self.config.dim])
+
+    def sample(self, n_or_x0, steps: int = 2, *, seed: int | None = None, return_log_prob: bool = False):
+        """Few-step samples (and the model's log-density of each); see :func:`sample`."""
+        if isinstance(n_or_x0, torch.Tensor):
+            x0 = n_or_x0
+        else:
+            device = next(self.parameters()).device
+            x0 = base.sample(n_or_x0, (self.config.dim,), self.config.sigma0, seed=seed, device=device)
+        return sample(self, x0, steps, sigma0=self.config.sigma0, return_log_prob=return_log_prob)
+
+    def log_prob(self, x: torch.Tensor, steps: int = 4, reversal: str = "exact") -> torch.Tensor:
+        """Few-step log-likelihood of data; see :func:`log_prob`."""
+        return log_prob(self, x, steps, reversal=reversal, sigma0=self.config.sigma0)
+
+
+class ODEFlowMap(nn.Module):
+    """The flow map of a velocity computed by solving ODEs: the ground truth a trained map is compared with.
+
+    With tau in [0, 1] and a(tau) = t + tau (s - t) per sample, it integrates
+    dx/dtau = (s - t) v(x, a),  dU/dtau = v(x, a),  dD/dtau = -div v(x, a),
+    so u = U(1) is the average velocity and D = D(1) the average of -div v, exactly on the diagonal s = t.
+
+    Args:
+        velocity: ``v(x, t)`` (e.g. ``GaussianMixture.velocity``).
+        solver, steps: a fixed-step solver of :func:`f2d2mini.ode.integrate` and its number of steps.
+    """
+
+    def __init__(self, velocity, solver: str = "rk4", steps: int = 32):
+        super().__init__()
+        self.velocity, self.solver, self.steps = velocity, solver, steps
+
+    def forward(self, x: torch.Tensor, t, s) -> FlowMapOutput:
+        from f2d2mini import divergence, ode
+
+        t, s = checks.time(t, len(x), x, "t"), checks.time(s, len(x), x, "s")
+        gap = s.view(-1, *([1] * (x.ndim - 1))) - t.view(-1, *([1] * (x.ndim - 1)))
+
+        def rhs(tau, y):
+            out = divergence.exact(self.velocity, y[0], t + tau * (s - t))
+            return gap * out.value, out.value, -out.divergence
+
+        zeros = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        sol = ode.integrate(rhs, (x, torch.zeros_like(x), zeros), 0.0, 1.0, solver=self.solver, steps=self.steps)
+        return FlowMapOutput(sol.state[1], sol.state[2])
+
+
+def jumps(model, x: torch.Tensor, times: torch.Tensor, reversal: str = "exact") -> Jumps:
+    """Jumps x along ``times`` (tau_0, ..., tau_K), accumulating sum_k (tau_{k+1} - tau_k) D(x_k, tau_k, tau_{k+1}).
+
+    ``reversal="first_order"`` (backward grids only) is the reference code's approximation
+    x_{t-h} = x_t - h u(x_t, t, t + h), with D queried at (x_t, t, t + h) too: forward queries run backwards.
+    """
+    checks.choice(reversal, REVERSALS, "reversal")
+    delta = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+    for a, b in zip(times[:-1].tolist(), times[1:].tolist()):
+        h = b - a
+        out = model(x, a, b) if reversal == "exact" else model(x, a, a - h)
+        x = x + h * out.u
+        delta = delta + h * out.D
+    return Jumps(x, delta)
+
+
+def sample(model, x0: torch.Tensor, steps: int, *, sigma0: float = 1.0, return_log_prob: bool = False):
+    """K forward jumps 0 = tau_0 < ... < tau_K = 1 from noise x0 ``[B, *shape]``.
+
+    Returns x1 ``[B, *shape]``, or ``(x1, log_prob)`` with log p_1(x1) = log p_0(x0) + sum_k (tau_{k+1} - tau_k) D_k:
+    the model's log-density of every sample it draws, for free.
+    """
+    checks.batch(x0, "x0")
+    checks.positive_int(steps, "steps")
+    with torch.no_grad():
+        out = jumps(model, x0, torch.linspace(0.0, 1.0, steps + 1))
+    if return_log_prob:
+        return out.x, base.log_prob(x0, sigma0) + out.delta
+    return out.x
+
+
+def log_prob(model, x: torch.Tensor, steps: int = 4, *, reversal: str = "exact", sigma0: float = 1.0) -> torch.Tensor:
+    """K-step log-likelihood of data x ``[B, *shape]``: backward jumps 1 = tau_0 > ... > tau_K = 0, then
+    log p_1(x) = log p_0(x_K) - sum_k (tau_{k+1} - tau_k) D(x_k, tau_k, tau_{k+1}). K evaluations, no autograd."""
+    checks.batch(x)
+    checks.positive_int(steps, "steps")
+    with torch.no_grad():
+        out = jumps(model, x, torch.linspace(1.0, 0.0, steps + 1), reversal)
+    return base.log_prob(out.x, sigma0) - out.delta

@@ -1,0 +1,142 @@
+"""Training losses as pure functions returning ``LossOutput(loss, metrics)`` (book chapters 1 and 4).
+
+Metric keys are namespaced (``"fm/..."``) and hold detached floats for the progress bar and the history.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+__all__ = ["LossOutput", "Targets", "interpolate", "flow_matching", "teacher_targets", "regress", "tangent",
+           "shortcut", "meanflow", "meanflow_target", "lsd", "lsd_prediction", "RULES", "RULE_LOSSES"]
+
+
+class LossOutput(NamedTuple):
+    """``loss``: the scalar to minimise; ``metrics``: named floats to log."""
+
+    loss: torch.Tensor
+    metrics: dict[str, float]
+
+
+def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The linear path x_t = (1 - t) x0 + t x1, with t ``[B]`` broadcast over the other axes."""
+    tb = t.view(-1, *([1] * (x0.ndim - 1)))
+    return (1 - tb) * x0 + tb * x1
+
+
+def flow_matching(velocity, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> LossOutput:
+    """Conditional flow matching: E || v(x_t, t) - (x1 - x0) ||^2, averaged over the batch and summed over axes.
+
+    Its minimiser is the marginal velocity v(x, t) = E[x1 - x0 | x_t = x].
+
+    Args:
+        velocity: ``v(x, t)``.
+        x0: noise ``[B, *shape]``; x1: data ``[B, *shape]``; t: times ``[B]`` in [0, 1].
+    """
+    target = x1 - x0
+    err = (velocity(interpolate(x0, x1, t), t) - target).flatten(1).pow(2).sum(1)
+    loss = err.mean()
+    return LossOutput(loss, {"fm/loss": loss.item()})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# F2D2: the joint flow map's losses (book chapters 3 and 4). Every rule regresses (u, D) onto stop-gradient
+# targets; D is compared in the network's units D / R so that its loss is on the scale of u's.
+# ---------------------------------------------------------------------------------------------------------------
+
+RULES = ("shortcut", "meanflow", "lsd")
+
+
+class Targets(NamedTuple):
+    """What (u, D) should be: ``u`` ``[B, *shape]`` and ``D`` ``[B]``, both detached."""
+
+    u: torch.Tensor
+    D: torch.Tensor
+
+
+def teacher_targets(teacher, x: torch.Tensor, t: torch.Tensor, divergence: str = "exact", probes: int = 1,
+                    generator: torch.Generator | None = None) -> Targets:
+    """The tangent targets v(x, t) and -div v(x, t) of a teacher velocity (exact or Hutchinson divergence)."""
+    from f2d2mini import divergence as div  # the module; `divergence` is the argument
+
+    with torch.no_grad():
+        if divergence == "exact":
+            out = div.exact(teacher, x, t)
+        else:
+            out = div.hutchinson(teacher, x, t, n=probes, generator=generator)
+    return Targets(out.value.detach(), -out.divergence.detach())
+
+
+def regress(out, target: Targets, d_weight: float, div_scale: float, prefix: str) -> LossOutput:
+    """|u - target.u|^2 + d_weight ((D - target.D) / R)^2, averaged over the batch (summed over axes)."""
+    loss_u = (out.u - target.u).flatten(1).pow(2).sum(1).mean()
+    loss_d = ((out.D - target.D) / div_scale).pow(2).mean()
+    loss = loss_u + d_weight * loss_d
+    return LossOutput(loss, {f"{prefix}/u": loss_u.item(), f"{prefix}/D": loss_d.item()})
+
+
+def _bcast(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return t.view(-1, *([1] * (x.ndim - 1)))
+
+
+def tangent(model, target: Targets, x, t, *, d_weight=1.0, div_scale=1.0) -> LossOutput:
+    """Tangent condition: u(x, t, t) = v(x, t) and D(x, t, t) = -div v(x, t)."""
+    return regress(model(x, t, t), target, d_weight, div_scale, "tangent")
+
+
+def shortcut(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, **_) -> LossOutput:
+    """Semigroup: with r = (t + s) / 2 and x_r = x + (r - t) u(x, t, r), the jump t -> s is the average of the
+    two half jumps: u(x, t, s) <- sg[(u(x, t, r) + u(x_r, r, s)) / 2], and the same for D."""
+    r = (t + s) / 2
+    with torch.no_grad():
+        first = model(x, t, r)
+        second = model(x + _bcast(r - t, x) * first.u, r, s)
+        target = Targets((first.u + second.u) / 2, (first.D + second.D) / 2)
+    return regress(model(x, t, s), target, d_weight, div_scale, "shortcut")
+
+
+def meanflow_target(model, tangent_target: Targets, x, t, s):
+    """The Eulerian target: u <- v + (s - t) du/dt and D <- -div v + (s - t) dD/dt, where
+    d/dt = d_t + v . grad_x is one forward-mode JVP with tangents (v, 1, 0) on (x, t, s).
+
+    Returns ``(out, target)``: the model's output at (x, t, s) (with gradients) and the detached target.
+    """
+    from torch.func import jvp
+
+    v = tangent_target.u
+    out, dout = jvp(model, (x, t, s), (v, torch.ones_like(t), torch.zeros_like(s)))
+    gap = s - t
+    target = Targets((v + _bcast(gap, x) * dout.u).detach(), (tangent_target.D + gap * dout.D).detach())
+    return out, target
+
+
+def meanflow(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence="exact", probes=1,
+             generator=None) -> LossOutput:
+    """MeanFlow rule: regress (u, D) at (x, t, s) onto :func:`meanflow_target` with the teacher's v, -div v."""
+    tv = teacher_targets(teacher, x, t, divergence, probes, generator)
+    out, target = meanflow_target(model, tv, x, t, s)
+    return regress(out, target, d_weight, div_scale, "meanflow")
+
+
+def lsd_prediction(model, x, t, s):
+    """The Lagrangian prediction: the end point X = x + (s - t) u(x, t, s), its velocity d_s X = u + (s - t) d_s u
+    and d_s[(s - t) D] = D + (s - t) d_s D, by one JVP in the end time s. Returns ``(X, FlowMapOutput)``."""
+    from torch.func import jvp
+
+    out, dout = jvp(lambda s_: model(x, t, s_), (s,), (torch.ones_like(s),))
+    gap = s - t
+    end = x + _bcast(gap, x) * out.u
+    return end, type(out)(out.u + _bcast(gap, x) * dout.u, out.D + gap * dout.D)
+
+
+def lsd(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence="exact", probes=1,
+        generator=None) -> LossOutput:
+    """Lagrangian rule: d_s X <- sg[v(X, s)] and D + (s - t) d_s D <- sg[-div v(X, s)] at the end point X."""
+    end, pred = lsd_prediction(model, x, t, s)
+    return regress(pred, teacher_targets(teacher, end.detach(), s, divergence, probes, generator), d_weight,
+                   div_scale, "lsd")
+
+
+RULE_LOSSES = {"shortcut": shortcut, "meanflow": meanflow, "lsd": lsd}

@@ -1,0 +1,88 @@
+"""Small networks for 2-D work: a sinusoidal time embedding, an MLP trunk and the velocity model v(x, t).
+
+Book chapter 1. Every model keeps its architecture in a frozen ``config`` dataclass, which checkpoints save as
+JSON, so :func:`f2d2mini.load` can rebuild it without pickled code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from f2d2mini import checks
+
+__all__ = ["TimeEmbedding", "FourierFeatures", "MLP", "MLPConfig", "VelocityMLP"]
+
+
+class TimeEmbedding(nn.Module):
+    """t -> [t, sin(w_k t), cos(w_k t)] with ``frequencies`` angular frequencies w_k log-spaced in [1, max]."""
+
+    def __init__(self, frequencies: int, max_frequency: float):
+        super().__init__()
+        w = torch.exp(torch.linspace(0.0, math.log(max_frequency), frequencies))
+        self.register_buffer("w", w, persistent=False)
+        self.dim = 1 + 2 * frequencies
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:  # [B] -> [B, dim]
+        wt = t[:, None] * self.w.to(t)
+        return torch.cat([t[:, None], wt.sin(), wt.cos()], dim=1)
+
+
+class MLP(nn.Sequential):
+    """``depth`` hidden layers of ``width`` units with SiLU, then a linear output layer."""
+
+    def __init__(self, d_in: int, d_out: int, width: int, depth: int):
+        layers, d = [], d_in
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.SiLU()]
+            d = width
+        super().__init__(*layers, nn.Linear(d, d_out))
+
+
+class FourierFeatures(nn.Module):
+    """x -> [x, sin(x B), cos(x B)] with a fixed Gaussian matrix B ``[d, n]`` of scale ``scale`` (seeded, saved):
+    random Fourier features that let an MLP draw sharp edges (Tancik et al., 2020)."""
+
+    def __init__(self, dim: int, n: int, scale: float, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("B", scale * torch.randn(dim, n, generator=g))
+        self.dim = dim + 2 * n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.B.shape[1] == 0:
+            return x
+        xb = x @ self.B.to(x)
+        return torch.cat([x, xb.sin(), xb.cos()], dim=1)
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Architecture of :class:`VelocityMLP` (and the 2-D flow map's trunk)."""
+
+    dim: int = 2  # data dimension d
+    width: int = 256  # hidden units per layer
+    depth: int = 4  # hidden layers
+    time_frequencies: int = 16  # sinusoidal features per time input
+    max_frequency: float = 100.0  # largest angular frequency of the time features
+    space_features: int = 0  # random Fourier features of x (0: none)
+    space_scale: float = 1.0  # standard deviation of their frequencies
+
+
+class VelocityMLP(nn.Module):
+    """The velocity v(x, t): an MLP on [x, embed(t)]. Call ``model(x, t)`` with x ``[B, d]``, t a float or ``[B]``."""
+
+    def __init__(self, config: MLPConfig = MLPConfig()):
+        super().__init__()
+        self.config = config
+        self.embed = TimeEmbedding(config.time_frequencies, config.max_frequency)
+        self.features = FourierFeatures(config.dim, config.space_features, config.space_scale)
+        self.net = MLP(self.features.dim + self.embed.dim, config.dim, config.width, config.depth)
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        checks.batch(x, dim=self.config.dim, ndim=2, finite=False)
+        t = checks.time(t, len(x), x, finite=False)
+        return self.net(torch.cat([self.features(x), self.embed(t)], dim=1))

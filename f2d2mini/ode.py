@@ -1,0 +1,175 @@
+"""ODE solvers for sampling and the coupled likelihood ODE (book chapter 2).
+
+Sampling integrates dx/dt = v(x, t) from t = 0 (noise) to t = 1 (data). Likelihood integrates the coupled ODE
+(instantaneous change of variables) from t = 1 back to t = 0 with the tuple state (x, delta):
+
+    dx/dt = v(x, t),    d delta/dt = div v(x, t),    log p_1(x) = log p_0(x(0)) + delta(0),
+
+so delta(0) = -int_0^1 div v(x_tau, tau) dtau. Fixed-step explicit Runge-Kutta solvers are written here (one
+loop over a Butcher tableau); adaptive reference solves use torchdiffeq.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+
+from f2d2mini import base, checks
+from f2d2mini import divergence as div
+
+__all__ = ["TABLEAUS", "ADAPTIVE", "SOLVERS", "DIVERGENCES", "ODESolution", "Likelihood", "integrate", "sample",
+           "likelihood", "log_prob"]
+
+State = tuple[torch.Tensor, ...]
+Rhs = Callable[[float, State], State]
+
+
+class Tableau(NamedTuple):
+    """An explicit Runge-Kutta method: stage k_i = f(t + c_i h, y + h sum_j a_ij k_j); y' = y + h sum_i b_i k_i."""
+
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    c: tuple[float, ...]
+
+
+TABLEAUS = {
+    "euler": Tableau(a=((),), b=(1.0,), c=(0.0,)),
+    "midpoint": Tableau(a=((), (0.5,)), b=(0.0, 1.0), c=(0.0, 0.5)),
+    "heun": Tableau(a=((), (1.0,)), b=(0.5, 0.5), c=(0.0, 1.0)),
+    "rk4": Tableau(a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
+                   c=(0.0, 0.5, 0.5, 1.0)),
+}
+ADAPTIVE = ("dopri5", "dopri8", "bosh3")  # torchdiffeq's adaptive methods offered here
+SOLVERS = (*TABLEAUS, *ADAPTIVE)
+DIVERGENCES = ("exact", "hutchinson")
+DEFAULT_TOL = 1e-5  # rtol = atol for adaptive reference solves
+
+
+class ODESolution(NamedTuple):
+    """``state``: the solution at the end time (same structure as the initial state); ``nfe``: rhs evaluations."""
+
+    state: State
+    nfe: int
+
+
+class Likelihood(NamedTuple):
+    """Result of the coupled ODE: ``log_prob`` [B] of the data, the noise ``x0`` [B, *shape] it maps to,
+    ``delta`` [B] = log p_1(x) - log p_0(x0) = -int_0^1 div v, and ``nfe`` velocity evaluations."""
+
+    log_prob: torch.Tensor
+    x0: torch.Tensor
+    delta: torch.Tensor
+    nfe: int
+
+
+def _combine(y: State, h: float, coefs: Sequence[float], ks: Sequence[State]) -> State:
+    """y + h sum_j coefs_j k_j, for tuple states."""
+    out = list(y)
+    for coef, k in zip(coefs, ks):
+        if coef:
+            out = [a + (h * coef) * b for a, b in zip(out, k)]
+    return tuple(out)
+
+
+def _rk_step(rhs: Rhs, t: float, y: State, h: float, tab: Tableau) -> State:
+    ks = []
+    for a_i, c_i in zip(tab.a, tab.c):
+        ks.append(rhs(t + c_i * h, _combine(y, h, a_i, ks)))
+    return _combine(y, h, tab.b, ks)
+
+
+def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk4", steps: int | None = None,
+              rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL) -> ODESolution:
+    """Solves dy/dt = rhs(t, y) from t0 to t1 (either direction) for a tuple state y.
+
+    Args:
+        rhs: ``(t: float, y: tuple) -> tuple`` of derivatives, same structure as y.
+        state: the initial tuple of tensors.
+        t0, t1: start and end times.
+        solver: a fixed-step method (``euler``, ``midpoint``, ``heun``, ``rk4``; needs ``steps``) or an adaptive
+            torchdiffeq method (``dopri5``, ``dopri8``, ``bosh3``; uses ``rtol``/``atol``, no ``steps``).
+        steps: number of uniform steps of a fixed-step method.
+    """
+    checks.choice(solver, SOLVERS, "solver")
+    nfe = 0
+
+    def counted(t, y):
+        nonlocal nfe
+        nfe += 1
+        return tuple(rhs(float(t), y))
+
+    if solver in TABLEAUS:
+        if steps is None:
+            raise ValueError(f"solver {solver!r} is fixed-step: pass steps (an integer >= 1)")
+        checks.positive_int(steps, "steps")
+        h = (t1 - t0) / steps
+        y = tuple(state)
+        for i in range(steps):
+            y = _rk_step(counted, t0 + i * h, y, h, TABLEAUS[solver])
+        return ODESolution(y, nfe)
+    if steps is not None:
+        raise ValueError(f"solver {solver!r} is adaptive (rtol/atol choose its steps): pass steps=None, "
+                         f"or a fixed-step solver: {', '.join(TABLEAUS)}")
+    from torchdiffeq import odeint  # imported here to keep `import f2d2mini` light
+
+    times = torch.tensor([t0, t1], dtype=torch.float64)
+    ys = odeint(counted, tuple(state), times, method=solver, rtol=rtol, atol=atol)
+    return ODESolution(tuple(y[-1] for y in ys), nfe)
+
+
+def _at(velocity, x: torch.Tensor, t: float) -> torch.Tensor:
+    """Calls the velocity with t as a [B] tensor, as modules expect."""
+    return velocity(x, torch.full((len(x),), t, dtype=x.dtype, device=x.device))
+
+
+def sample(velocity, x0: torch.Tensor, steps: int | None = 100, solver: str = "euler", *,
+           rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL) -> torch.Tensor:
+    """Transports noise x0 ``[B, *shape]`` along dx/dt = v(x, t) from t = 0 to t = 1; returns x1 ``[B, *shape]``."""
+    checks.batch(x0, "x0")
+    with torch.no_grad():
+        sol = integrate(lambda t, y: (_at(velocity, y[0], t),), (x0,), 0.0, 1.0, solver=solver, steps=steps,
+                        rtol=rtol, atol=atol)
+    return sol.state[0]
+
+
+def likelihood(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | None = None, *,
+               divergence: str = "exact", probes: int = 1, noise: str = "rademacher", seed: int | None = 0,
+               sigma0: float = 1.0, rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL) -> Likelihood:
+    """Log-likelihood of data x ``[B, *shape]`` by the coupled ODE from t = 1 to t = 0.
+
+    log p_1(x) = log p_0(x(0)) - int_0^1 div v(x_tau, tau) dtau   (instantaneous change of variables).
+
+    Args:
+        velocity: ``v(x, t)`` with t a ``[B]`` tensor.
+        x: data points ``[B, *shape]``.
+        solver, steps, rtol, atol: as in :func:`integrate`.
+        divergence: ``"exact"`` (trace of the Jacobian, d passes) or ``"hutchinson"`` (``probes`` fixed random
+            vectors of kind ``noise`` drawn once from ``seed`` and held along the path).
+        sigma0: standard deviation of the base p_0 = N(0, sigma0^2 I).
+    """
+    checks.batch(x)
+    checks.choice(divergence, DIVERGENCES, "divergence")
+    if divergence == "hutchinson":
+        eps = div.probes(x, probes, noise, base.make_generator(seed, x.device))
+
+    def rhs(t, y):
+        tb = torch.full((len(x),), t, dtype=x.dtype, device=x.device)
+        if divergence == "exact":
+            out = div.exact(velocity, y[0], tb)
+        else:
+            out = div.hutchinson(velocity, y[0], tb, eps=eps)
+        return out.value, out.divergence
+
+    with torch.no_grad():
+        delta0 = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        sol = integrate(rhs, (x, delta0), 1.0, 0.0, solver=solver, steps=steps, rtol=rtol, atol=atol)
+    x0, delta = sol.state
+    return Likelihood(base.log_prob(x0, sigma0) + delta, x0, delta, sol.nfe)
+
+
+def log_prob(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | None = None, **kwargs) -> torch.Tensor:
+    """log p_1(x) ``[B]`` by the coupled ODE; the arguments of :func:`likelihood`."""
+    return likelihood(velocity, x, solver, steps, **kwargs).log_prob
+

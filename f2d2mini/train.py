@@ -1,0 +1,214 @@
+"""One training loop that knows no method, and the flow-matching teacher built on it (book chapter 1).
+
+``fit`` takes a model, a pure loss ``loss_fn(model, step, generator) -> LossOutput`` and a config with the loop's
+settings (steps, lr, warm-up, cosine decay, EMA, gradient clipping, device). It returns an exponential moving
+average (EMA) copy of the model in eval mode, with the loss history attached as ``model.history``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from f2d2mini import base, checks, flowmap, losses, nets, toy
+
+__all__ = ["LoopConfig", "TeacherConfig", "DistillConfig", "History", "fit", "teacher", "distill", "resolve_device",
+           "DEVICES"]
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Settings of the training loop shared by every method. Defaults run on a CPU."""
+
+    steps: int = 10_000  # optimizer steps
+    batch_size: int = 1024
+    lr: float = 3e-3  # peak Adam learning rate
+    warmup: int = 200  # linear warm-up steps, then cosine decay to lr * final_lr_ratio
+    final_lr_ratio: float = 0.01
+    ema_decay: float = 0.999  # weight of the old average per step
+    grad_clip: float = 1.0  # max global gradient norm
+    device: str = "cpu"  # "cpu", "cuda" or "auto"
+    log_every: int = 100  # steps between history entries
+    progress: bool = True  # tqdm progress bar
+
+
+@dataclass(frozen=True)
+class TeacherConfig(LoopConfig):
+    """Flow-matching teacher on a 2-D density: loop settings, the network and the base's sigma0."""
+
+    steps: int = 12_000
+    net: nets.MLPConfig = field(default_factory=nets.MLPConfig)
+    sigma0: float = 1.0  # base N(0, sigma0^2 I)
+    time_power: float = 1.0  # t = 1 - (1 - U)^time_power, U ~ U(0, 1): 1 is uniform, > 1 favours the data end
+
+
+@dataclass(frozen=True)
+class DistillConfig(LoopConfig):
+    """F2D2 distillation of a teacher velocity into a :class:`~f2d2mini.flowmap.JointFlowMap`.
+
+    Phased: for ``warm_steps`` only the velocity part u is trained (the D loss has weight 0), then D joins
+    with weight ``d_weight``. A fraction ``diagonal_fraction`` of each batch has s = t (tangent targets from
+    the teacher); the rest draws (t, s) uniformly over the whole square, so backward jumps are trained too.
+    """
+
+    steps: int = 6000
+    batch_size: int = 512
+    lr: float = 1e-3
+    warm_steps: int = 1000  # phase 1: velocity part only
+    diagonal_fraction: float = 0.25  # share of each batch on the diagonal s = t
+    d_weight: float = 1.0  # weight of the D loss in phase 2
+    divergence: str = "exact"  # teacher divergence targets: "exact" (2-D) or "hutchinson"
+    probes: int = 1  # Hutchinson probes per point
+    net: flowmap.FlowMapConfig = field(default_factory=flowmap.FlowMapConfig)  # used when the teacher is no MLP
+
+
+@dataclass
+class History:
+    """Mean loss and metrics over each window of ``log_every`` steps, and the wall-clock time of the run."""
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> cuda if available else cpu; ``"cuda"`` without a GPU is an error naming the choices."""
+    checks.choice(device, DEVICES, "device")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def _lr_factor(step: int, config: LoopConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``final_lr_ratio``."""
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.final_lr_ratio + (1 - config.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def fit(model: nn.Module, loss_fn: Callable, config: LoopConfig, *, seed: int = 0, desc: str = "train",
+        parameters=None) -> nn.Module:
+    """Minimises ``loss_fn(model, step, generator).loss`` with Adam; returns the EMA model with ``.history``.
+
+    Args:
+        model: the network, moved to ``config.device``.
+        loss_fn: ``(model, step, generator) -> LossOutput``; draws its own batch from ``generator``.
+        config: a :class:`LoopConfig` (or a subclass).
+        seed: seeds the batch generator.
+        desc: label of the progress bar.
+        parameters: the parameters to optimise (default: all of the model's).
+    """
+    from tqdm.auto import tqdm
+
+    checks.positive_int(config.steps, "steps")
+    device = resolve_device(config.device)
+    model.to(device).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=config.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: _lr_factor(step, config))
+    gen = base.make_generator(seed, device)
+    history, window, start = History(), [], time.perf_counter()
+    bar = tqdm(range(config.steps), desc=desc, disable=not config.progress, mininterval=1.0)
+    for step in bar:
+        out = loss_fn(model, step, gen)
+        if not torch.isfinite(out.loss):
+            raise FloatingPointError(f"loss became {out.loss.item()} at step {step}; lower lr (now {config.lr})")
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        nn.utils.clip_grad_norm_(params, config.grad_clip)
+        opt.step()
+        sched.step()
+        decay = min(config.ema_decay, (1 + step) / (10 + step))  # short memory while the weights move fast
+        with torch.no_grad():
+            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+        window.append((out.loss.item(), out.metrics))
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            _log(history, step + 1, window)
+            bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
+            window = []
+    history.seconds = time.perf_counter() - start
+    ema.history = history
+    return ema
+
+
+def _log(history: History, step: int, window: list[tuple[float, dict[str, float]]]) -> None:
+    history.step.append(step)
+    history.loss.append(sum(loss for loss, _ in window) / len(window))
+    for key in window[0][1]:
+        history.metrics.setdefault(key, []).append(sum(m[key] for _, m in window) / len(window))
+
+
+def teacher(density: toy.Density, config: TeacherConfig = TeacherConfig(), seed: int = 0) -> nets.VelocityMLP:
+    """Trains a flow-matching velocity v(x, t) on ``density`` (fresh samples every step); returns its EMA.
+
+    The loss is :func:`f2d2mini.losses.flow_matching` on the linear path from N(0, sigma0^2 I) (t = 0) to the
+    data (t = 1), with t = 1 - (1 - U)^time_power, U ~ U(0, 1).
+    """
+    torch.manual_seed(seed)
+    model = nets.VelocityMLP(config.net)
+    device = resolve_device(config.device)
+
+    def loss_fn(model, step, gen):
+        x1 = density.sample(config.batch_size, generator=_cpu_generator(gen, seed, step)).to(device)
+        x0 = config.sigma0 * torch.randn(x1.shape, generator=gen, device=device)
+        t = 1 - (1 - torch.rand(len(x1), generator=gen, device=device)) ** config.time_power
+        return losses.flow_matching(model, x0, x1, t)
+
+    return fit(model, loss_fn, config, seed=seed, desc=f"teacher {density.name}")
+
+
+def _cpu_generator(gen: torch.Generator, seed: int, step: int) -> torch.Generator:
+    """Densities sample on the CPU: on CPU runs reuse the loop's generator, elsewhere a per-step CPU one."""
+    return gen if gen.device.type == "cpu" else base.make_generator(seed * 1_000_003 + step)
+
+
+def distill(teacher, density: toy.Density, rule: str = "shortcut", config: DistillConfig = DistillConfig(),
+            seed: int = 0) -> flowmap.JointFlowMap:
+    """F2D2: distils ``teacher`` (any differentiable ``v(x, t)``) into a joint flow map with ``rule``.
+
+    A :class:`~f2d2mini.nets.VelocityMLP` teacher warm-starts the map (u(x, t, s) = v(x, t), D = 0) with its own
+    architecture and ``config.net.div_scale``; any other callable (e.g. ``GaussianMixture.velocity``) gets a
+    fresh map of architecture ``config.net``. Returns the EMA model with ``.history``.
+    """
+    checks.choice(rule, losses.RULES, "rule")
+    checks.choice(config.divergence, ("exact", "hutchinson"), "divergence")
+    torch.manual_seed(seed)
+    if isinstance(teacher, nets.VelocityMLP):
+        model = flowmap.JointFlowMap.from_teacher(teacher, config.net.div_scale, config.net.sigma0)
+    else:
+        model = flowmap.JointFlowMap(config.net)
+    device = resolve_device(config.device)
+    if isinstance(teacher, nn.Module):
+        teacher = copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
+    rule_loss, scale = losses.RULE_LOSSES[rule], model.config.div_scale
+    n_diag = round(config.batch_size * config.diagonal_fraction)
+    sigma0 = model.config.sigma0
+
+    def loss_fn(model, step, gen):
+        x1 = density.sample(config.batch_size, generator=_cpu_generator(gen, seed, step)).to(device)
+        x0 = sigma0 * torch.randn(x1.shape, generator=gen, device=device)
+        t = torch.rand(len(x1), generator=gen, device=device)
+        s = torch.cat([t[:n_diag], torch.rand(len(x1) - n_diag, generator=gen, device=device)])
+        xt = losses.interpolate(x0, x1, t)
+        w = 0.0 if step < config.warm_steps else config.d_weight
+        extra = dict(d_weight=w, div_scale=scale)
+        target = losses.teacher_targets(teacher, xt[:n_diag], t[:n_diag], config.divergence, config.probes, gen)
+        diag = losses.tangent(model, target, xt[:n_diag], t[:n_diag], **extra)
+        off = rule_loss(model, teacher, xt[n_diag:], t[n_diag:], s[n_diag:], divergence=config.divergence,
+                        probes=config.probes, generator=gen, **extra)
+        return losses.LossOutput(diag.loss + off.loss, {**diag.metrics, **off.metrics})
+
+    return fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {density.name}")

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Makes the shipped 2-D checkpoints in data/checkpoints/ (tensors + JSON, loaded with f2d2mini.load).
+# Run from the repository root in the project's environment: bash scripts/make_checkpoints.sh
+# Each teacher trains in about 3 minutes on 2 CPU cores (default TeacherConfig, seed 0).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+for density in checkerboard gaussians8; do
+  f2d2mini teacher --density "$density" --device cpu --seed 0
+done

@@ -1,0 +1,71 @@
+"""The command line: bad inputs exit with status 2 and name the choices; a tiny train + eval round trip."""
+
+import pytest
+import torch
+
+from f2d2mini import cli
+
+
+def run(capsys, *argv):
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit_:  # argparse exits on its own errors
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_unknown_density_lists_the_choices(capsys):
+    code, text = run(capsys, "teacher", "--density", "nope")
+    assert code == 2 and "invalid choice: 'nope'" in text and "checkerboard" in text and "pinwheel" in text
+
+
+def test_unknown_solver_lists_the_choices(capsys, tmp_path):
+    code, text = run(capsys, "eval", str(tmp_path / "m.pt"), "--solver", "rk5")
+    assert code == 2 and "invalid choice: 'rk5'" in text and "dopri5" in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_gpu_exits_2(capsys, tmp_path):
+    code, text = run(capsys, "teacher", "--density", "moons", "--steps", "1", "--device", "cuda",
+                     "--out", str(tmp_path / "m.pt"))
+    assert code == 2 and "no CUDA GPU" in text and "cpu" in text
+
+
+def test_missing_checkpoint_exits_2(capsys, tmp_path):
+    code, text = run(capsys, "eval", str(tmp_path / "none.pt"))
+    assert code == 2 and "no checkpoint at" in text
+
+
+def test_train_then_eval(capsys, tmp_path):
+    path = tmp_path / "t.pt"
+    code, text = run(capsys, "teacher", "--density", "gaussians8", "--steps", "30", "--batch-size", "64",
+                     "--device", "cpu", "--out", str(path))
+    assert code == 0 and path.is_file() and "saved" in text
+    code, text = run(capsys, "eval", str(path), "--n", "200", "--solver", "rk4", "--steps", "4")
+    assert code == 0
+    assert "NFE 16" in text and "exact entropy" in text and "gap" in text
+    code, text = run(capsys, "eval", str(path), "--n", "200", "--solver", "euler")
+    assert code == 2 and "pass steps" in text
+
+
+def test_bench_ode_writes_a_table_and_json(capsys, tmp_path):
+    ckpts = tmp_path / "ckpts"
+    code, _ = run(capsys, "teacher", "--density", "gaussians8", "--steps", "20", "--batch-size", "64",
+                  "--device", "cpu", "--out", str(ckpts / "teacher_gaussians8.pt"))
+    assert code == 0
+    out = tmp_path / "ode.json"
+    code, text = run(capsys, "bench", "ode", "--densities", "gaussians8", "--checkpoints", str(ckpts), "--n", "100",
+                     "--n-sweep", "20", "--max-steps", "4", "--json", str(out), "--device", "cpu")
+    assert code == 0 and "exact_entropy" in text and "mean_abs_error" in text
+    import json
+
+    report = json.loads(out.read_text())
+    assert [(r["solver"], r["steps"]) for r in report["solvers"]] == [
+        ("euler", 1), ("euler", 2), ("euler", 4), ("rk4", 1), ("rk4", 2), ("rk4", 4)]
+    assert report["reference"][0]["nfe"] > 0
+
+
+def test_bench_without_checkpoints_names_the_command(capsys, tmp_path):
+    code, text = run(capsys, "bench", "ode", "--densities", "rings", "--checkpoints", str(tmp_path))
+    assert code == 2 and "f2d2mini teacher --density rings" in text
