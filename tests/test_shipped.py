@@ -1,0 +1,27 @@
+"""The shipped checkpoints in data/checkpoints/ load safely and still meet a loose accuracy bar."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import f2d2mini as f2
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
+# The benchmark measures gaps of 0.03-0.07 nats with dopri5 on 10,000 points; RK4 with 8 steps on 1,000 points
+# agrees with dopri5 to about 1e-3 nats, and the sample's standard error is below 0.05 nats for gaussians8.
+LOOSE_GAP = 0.2
+
+
+@pytest.mark.parametrize("density", ["checkerboard", "gaussians8"])
+def test_shipped_teacher_loads_and_is_accurate(density):
+    path = CHECKPOINTS / f"teacher_{density}.pt"
+    assert path.stat().st_size < 2_000_000
+    model = f2.load(path)
+    assert model.metadata["density"] == density and model.metadata["history"]["loss"]
+    dens = f2.toy.density(density)
+    x = dens.sample(1000, seed=2024)
+    lp = f2.ode.log_prob(model, x, "rk4", 8)
+    gap = (dens.log_prob(x) - lp).mean().item()
+    assert abs(gap) < LOOSE_GAP, gap
+    assert torch.isfinite(lp).all()
