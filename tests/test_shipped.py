@@ -25,3 +25,18 @@ def test_shipped_teacher_loads_and_is_accurate(density):
     gap = (dens.log_prob(x) - lp).mean().item()
     assert abs(gap) < LOOSE_GAP, gap
     assert torch.isfinite(lp).all()
+
+
+@pytest.mark.parametrize("density", ["checkerboard", "gaussians8"])
+def test_shipped_flow_map_loads_and_matches_its_teacher(density):
+    paths = sorted(CHECKPOINTS.glob(f"f2d2_*_{density}.pt"))
+    assert paths, f"no shipped flow map for {density} in {CHECKPOINTS}"
+    teacher = f2.load(CHECKPOINTS / f"teacher_{density}.pt")
+    x = f2.toy.density(density).sample(1000, seed=2025)
+    reference = f2.ode.log_prob(teacher, x, "rk4", 8)
+    for path in paths:
+        assert path.stat().st_size < 2_000_000
+        model = f2.load(path)
+        assert isinstance(model, f2.flowmap.JointFlowMap) and model.metadata["density"] == density
+        err = (model.log_prob(x, steps=4) - reference).abs().mean().item()
+        assert err < LOOSE_GAP, (path.name, err)

@@ -9,7 +9,7 @@ import f2d2mini as f2
 from f2d2mini.nets import MLPConfig
 
 TINY = f2.train.TeacherConfig(steps=300, batch_size=256, lr=3e-3, warmup=20, log_every=50, progress=False,
-                              net=MLPConfig(width=64, depth=2, time_frequencies=4))
+                              time_power=1.0, net=MLPConfig(width=64, depth=2, time_frequencies=4))
 
 
 def test_config_is_frozen_and_runs_on_cpu():
@@ -34,7 +34,8 @@ def test_teacher_learns_the_gmm_velocity():
     hist = model.history
     assert hist.step == [50, 100, 150, 200, 250, 300] and hist.seconds > 0
     assert hist.loss[-1] < 0.8 * hist.loss[0]
-    x, t = torch.randn(2000, 2), torch.rand(2000)
+    t = torch.rand(2000)
+    x = f2.losses.interpolate(torch.randn(2000, 2), gmm.sample(2000, seed=9), t)  # x_t on the path
     with torch.no_grad():
         err = (model(x, t) - gmm.velocity(x, t)).pow(2).sum(1).mean()
         zero = gmm.velocity(x, t).pow(2).sum(1).mean()
