@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("distill", help="distil a saved teacher into a joint flow map (F2D2) and save it")
     d.add_argument("--density", choices=toy.NAMES, required=True)
-    d.add_argument("--rule", choices=losses.RULES, default="shortcut")
+    d.add_argument("--rule", choices=losses.RULES, default="lsd")
     d.add_argument("--teacher", type=Path, help="teacher checkpoint (default: data/checkpoints/teacher_DENSITY.pt)")
     d.add_argument("--out", type=Path, help="checkpoint path (default: data/checkpoints/f2d2_RULE_DENSITY.pt)")
     dd = train.DistillConfig()

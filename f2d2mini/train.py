@@ -66,10 +66,11 @@ class DistillConfig(LoopConfig):
     lr: float = 1e-3
     warm_steps: int = 1000  # phase 1: velocity part only
     diagonal_fraction: float = 0.25  # share of each batch on the diagonal s = t
-    d_weight: float = 1.0  # weight of the D loss in phase 2
+    d_weight: float = 0.5  # weight of the D loss in phase 2
     divergence: str = "exact"  # teacher divergence targets: "exact" (2-D) or "hutchinson"
     probes: int = 1  # Hutchinson probes per point
-    net: flowmap.FlowMapConfig = field(default_factory=flowmap.FlowMapConfig)  # used when the teacher is no MLP
+    net: flowmap.FlowMapConfig = field(default_factory=lambda: flowmap.FlowMapConfig(div_scale=2.0))  # R; the
+    # architecture fields are used only when the teacher is not a VelocityMLP (else the map copies the teacher's)
 
 
 @dataclass

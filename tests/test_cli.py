@@ -69,3 +69,21 @@ def test_bench_ode_writes_a_table_and_json(capsys, tmp_path):
 def test_bench_without_checkpoints_names_the_command(capsys, tmp_path):
     code, text = run(capsys, "bench", "ode", "--densities", "rings", "--checkpoints", str(tmp_path))
     assert code == 2 and "f2d2mini teacher --density rings" in text
+
+
+def test_distill_eval_and_bench_f2d2(capsys, tmp_path):
+    ckpts = tmp_path / "ckpts"
+    code, _ = run(capsys, "teacher", "--density", "gaussians8", "--steps", "20", "--batch-size", "64",
+                  "--device", "cpu", "--out", str(ckpts / "teacher_gaussians8.pt"))
+    assert code == 0
+    code, text = run(capsys, "distill", "--density", "gaussians8", "--rule", "shortcut", "--steps", "20",
+                     "--warm-steps", "5", "--batch-size", "32", "--device", "cpu",
+                     "--teacher", str(ckpts / "teacher_gaussians8.pt"),
+                     "--out", str(ckpts / "f2d2_shortcut_gaussians8.pt"))
+    assert code == 0 and "saved" in text
+    code, text = run(capsys, "eval", str(ckpts / "f2d2_shortcut_gaussians8.pt"), "--n", "100", "--steps", "2")
+    assert code == 0 and "flow map, 2 jumps" in text and "NFE 2" in text
+    out = tmp_path / "f2d2.json"
+    code, text = run(capsys, "bench", "f2d2", "--densities", "gaussians8", "--rules", "shortcut", "--checkpoints",
+                     str(ckpts), "--n", "100", "--json", str(out), "--device", "cpu")
+    assert code == 0 and "speedup" in text and out.is_file()
