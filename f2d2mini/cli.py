@@ -37,6 +37,15 @@ def _f2d2_path(density: str, rule: str, directory: Path = CHECKPOINT_DIR) -> Pat
     return directory / f"f2d2_{rule}_{density}.pt"
 
 
+def _add_training_args(parser: argparse.ArgumentParser, defaults: train.LoopConfig, device: dict) -> None:
+    """The loop settings that every training subcommand exposes, with the config's defaults."""
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", **device)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="f2d2mini", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -45,25 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("teacher", help="train a flow-matching teacher on a 2-D density and save it")
     t.add_argument("--density", choices=toy.NAMES, required=True)
     t.add_argument("--out", type=Path, help="checkpoint path (default: data/checkpoints/teacher_DENSITY.pt)")
-    defaults = train.TeacherConfig()
-    t.add_argument("--steps", type=int, default=defaults.steps)
-    t.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    t.add_argument("--lr", type=float, default=defaults.lr)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", **device)
+    _add_training_args(t, train.TeacherConfig(), device)
 
     d = sub.add_parser("distill", help="distil a saved teacher into a joint flow map (F2D2) and save it")
     d.add_argument("--density", choices=toy.NAMES, required=True)
     d.add_argument("--rule", choices=losses.RULES, default="lsd")
     d.add_argument("--teacher", type=Path, help="teacher checkpoint (default: data/checkpoints/teacher_DENSITY.pt)")
     d.add_argument("--out", type=Path, help="checkpoint path (default: data/checkpoints/f2d2_RULE_DENSITY.pt)")
-    dd = train.DistillConfig()
-    d.add_argument("--steps", type=int, default=dd.steps)
-    d.add_argument("--warm-steps", type=int, default=dd.warm_steps)
-    d.add_argument("--batch-size", type=int, default=dd.batch_size)
-    d.add_argument("--lr", type=float, default=dd.lr)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", **device)
+    _add_training_args(d, train.DistillConfig(), device)
+    d.add_argument("--warm-steps", type=int, default=train.DistillConfig().warm_steps)
 
     e = sub.add_parser("eval", help="log-likelihood of held-out samples under a saved teacher or flow map")
     e.add_argument("checkpoint", type=Path)

@@ -10,7 +10,7 @@ nats per unit time). On the diagonal u(x, t, t) = v(x, t) and D(x, t, t) = -div 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
@@ -39,16 +39,9 @@ class Jumps(NamedTuple):
 
 
 @dataclass(frozen=True)
-class FlowMapConfig:
-    """Architecture of the 2-D :class:`JointFlowMap`."""
+class FlowMapConfig(nets.MLPConfig):
+    """Architecture of the 2-D :class:`JointFlowMap`: the velocity MLP's fields, the D scale and the base."""
 
-    dim: int = 2  # data dimension d
-    width: int = 256  # hidden units per layer
-    depth: int = 4  # hidden layers
-    time_frequencies: int = 16  # sinusoidal features per time input
-    max_frequency: float = 100.0  # largest angular frequency of the time features
-    space_features: int = 0  # random Fourier features of x (0: none)
-    space_scale: float = 1.0  # standard deviation of their frequencies
     div_scale: float = 1.0  # R: the scalar head regresses D / R
     sigma0: float = 1.0  # base N(0, sigma0^2 I) at t = 0
 
@@ -73,8 +66,7 @@ class JointFlowMap(nn.Module):
         The warm start of phased training: the velocity part starts at Euler's one-step answer.
         """
         tc = teacher.config
-        model = cls(FlowMapConfig(tc.dim, tc.width, tc.depth, tc.time_frequencies, tc.max_frequency,
-                                  tc.space_features, tc.space_scale, div_scale, sigma0))
+        model = cls(FlowMapConfig(**asdict(tc), div_scale=div_scale, sigma0=sigma0))
         src, dst = teacher.net, model.net
         with torch.no_grad():
             model.features.B.copy_(teacher.features.B)

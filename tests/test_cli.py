@@ -15,6 +15,12 @@ def run(capsys, *argv):
     return code, out.out + out.err
 
 
+def tiny_teacher(capsys, path):
+    code, text = run(capsys, "teacher", "--density", "gaussians8", "--steps", "20", "--batch-size", "64",
+                     "--device", "cpu", "--out", str(path))
+    assert code == 0 and path.is_file() and "saved" in text
+
+
 def test_unknown_density_lists_the_choices(capsys):
     code, text = run(capsys, "teacher", "--density", "nope")
     assert code == 2 and "invalid choice: 'nope'" in text and "checkerboard" in text and "pinwheel" in text
@@ -39,9 +45,7 @@ def test_missing_checkpoint_exits_2(capsys, tmp_path):
 
 def test_train_then_eval(capsys, tmp_path):
     path = tmp_path / "t.pt"
-    code, text = run(capsys, "teacher", "--density", "gaussians8", "--steps", "30", "--batch-size", "64",
-                     "--device", "cpu", "--out", str(path))
-    assert code == 0 and path.is_file() and "saved" in text
+    tiny_teacher(capsys, path)
     code, text = run(capsys, "eval", str(path), "--n", "200", "--solver", "rk4", "--steps", "4")
     assert code == 0
     assert "NFE 16" in text and "exact entropy" in text and "gap" in text
@@ -51,9 +55,7 @@ def test_train_then_eval(capsys, tmp_path):
 
 def test_bench_ode_writes_a_table_and_json(capsys, tmp_path):
     ckpts = tmp_path / "ckpts"
-    code, _ = run(capsys, "teacher", "--density", "gaussians8", "--steps", "20", "--batch-size", "64",
-                  "--device", "cpu", "--out", str(ckpts / "teacher_gaussians8.pt"))
-    assert code == 0
+    tiny_teacher(capsys, ckpts / "teacher_gaussians8.pt")
     out = tmp_path / "ode.json"
     code, text = run(capsys, "bench", "ode", "--densities", "gaussians8", "--checkpoints", str(ckpts), "--n", "100",
                      "--n-sweep", "20", "--max-steps", "4", "--json", str(out), "--device", "cpu")
@@ -73,9 +75,7 @@ def test_bench_without_checkpoints_names_the_command(capsys, tmp_path):
 
 def test_distill_eval_and_bench_f2d2(capsys, tmp_path):
     ckpts = tmp_path / "ckpts"
-    code, _ = run(capsys, "teacher", "--density", "gaussians8", "--steps", "20", "--batch-size", "64",
-                  "--device", "cpu", "--out", str(ckpts / "teacher_gaussians8.pt"))
-    assert code == 0
+    tiny_teacher(capsys, ckpts / "teacher_gaussians8.pt")
     code, text = run(capsys, "distill", "--density", "gaussians8", "--rule", "shortcut", "--steps", "20",
                      "--warm-steps", "5", "--batch-size", "32", "--device", "cpu",
                      "--teacher", str(ckpts / "teacher_gaussians8.pt"),
