@@ -178,7 +178,7 @@ def _cpu_generator(gen: torch.Generator, seed: int, step: int) -> torch.Generato
     return gen if gen.device.type == "cpu" else base.make_generator(seed * 1_000_003 + step)
 
 
-def distill(teacher, density: toy.Density, rule: str = "shortcut", config: DistillConfig = DistillConfig(),
+def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillConfig = DistillConfig(),
             seed: int = 0) -> flowmap.JointFlowMap:
     """F2D2: distils ``teacher`` (any differentiable ``v(x, t)``) into a joint flow map with ``rule``.
 
