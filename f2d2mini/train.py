@@ -69,6 +69,7 @@ class DistillConfig(LoopConfig):
     d_weight: float = 0.5  # weight of the D loss in phase 2
     divergence: str = "exact"  # teacher divergence targets: "exact" (2-D) or "hutchinson"
     probes: int = 1  # Hutchinson probes per point
+    time_power: float = 1.0  # t, s = 1 - (1 - U)^time_power: 1 is uniform, > 1 favours the data end
     net: flowmap.FlowMapConfig = field(default_factory=lambda: flowmap.FlowMapConfig(div_scale=2.0))  # R; the
     # architecture fields are used only when the teacher is not a VelocityMLP (else the map copies the teacher's)
 
@@ -167,10 +168,14 @@ def teacher(density: toy.Density, config: TeacherConfig = TeacherConfig(), seed:
     def loss_fn(model, step, gen):
         x1 = density.sample(config.batch_size, generator=_cpu_generator(gen, seed, step)).to(device)
         x0 = config.sigma0 * torch.randn(x1.shape, generator=gen, device=device)
-        t = 1 - (1 - torch.rand(len(x1), generator=gen, device=device)) ** config.time_power
-        return losses.flow_matching(model, x0, x1, t)
+        return losses.flow_matching(model, x0, x1, _skewed_times(len(x1), config.time_power, gen))
 
     return fit(model, loss_fn, config, seed=seed, desc=f"teacher {density.name}")
+
+
+def _skewed_times(n: int, power: float, gen: torch.Generator) -> torch.Tensor:
+    """t = 1 - (1 - U)^power with U ~ U(0, 1): uniform for power 1, denser near the data end t = 1 above."""
+    return 1 - (1 - torch.rand(n, generator=gen, device=gen.device)) ** power
 
 
 def _cpu_generator(gen: torch.Generator, seed: int, step: int) -> torch.Generator:
@@ -203,8 +208,8 @@ def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillCon
     def loss_fn(model, step, gen):
         x1 = density.sample(config.batch_size, generator=_cpu_generator(gen, seed, step)).to(device)
         x0 = sigma0 * torch.randn(x1.shape, generator=gen, device=device)
-        t = torch.rand(len(x1), generator=gen, device=device)
-        s = torch.cat([t[:n_diag], torch.rand(len(x1) - n_diag, generator=gen, device=device)])
+        t = _skewed_times(len(x1), config.time_power, gen)
+        s = torch.cat([t[:n_diag], _skewed_times(len(x1) - n_diag, config.time_power, gen)])
         xt = losses.interpolate(x0, x1, t)
         w = 0.0 if step < config.warm_steps else config.d_weight
         extra = dict(d_weight=w, div_scale=scale)
