@@ -61,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--rule", choices=losses.RULES, default="lsd")
     d.add_argument("--teacher", type=Path, help="teacher checkpoint (default: data/checkpoints/teacher_DENSITY.pt)")
     d.add_argument("--out", type=Path, help="checkpoint path (default: data/checkpoints/f2d2_RULE_DENSITY.pt)")
-    _add_training_args(d, train.DistillConfig(), device)
-    d.add_argument("--warm-steps", type=int, default=train.DistillConfig().warm_steps)
+    distill_defaults = train.DistillConfig()
+    _add_training_args(d, distill_defaults, device)
+    d.add_argument("--warm-steps", type=int, default=distill_defaults.warm_steps)
 
     e = sub.add_parser("eval", help="log-likelihood of held-out samples under a saved teacher or flow map")
     e.add_argument("checkpoint", type=Path)

@@ -163,11 +163,9 @@ def teacher(density: toy.Density, config: TeacherConfig = TeacherConfig(), seed:
     """
     torch.manual_seed(seed)
     model = nets.VelocityMLP(config.net)
-    device = resolve_device(config.device)
 
     def loss_fn(model, step, gen):
-        x1 = density.sample(config.batch_size, generator=_cpu_generator(gen, seed, step)).to(device)
-        x0 = config.sigma0 * torch.randn(x1.shape, generator=gen, device=device)
+        x0, x1 = _noise_and_data(density, config.batch_size, config.sigma0, gen, seed, step)
         return losses.flow_matching(model, x0, x1, _skewed_times(len(x1), config.time_power, gen))
 
     return fit(model, loss_fn, config, seed=seed, desc=f"teacher {density.name}")
@@ -178,9 +176,14 @@ def _skewed_times(n: int, power: float, gen: torch.Generator) -> torch.Tensor:
     return 1 - (1 - torch.rand(n, generator=gen, device=gen.device)) ** power
 
 
-def _cpu_generator(gen: torch.Generator, seed: int, step: int) -> torch.Generator:
-    """Densities sample on the CPU: on CPU runs reuse the loop's generator, elsewhere a per-step CPU one."""
-    return gen if gen.device.type == "cpu" else base.make_generator(seed * 1_000_003 + step)
+def _noise_and_data(density: toy.Density, n: int, sigma0: float, gen: torch.Generator, seed: int, step: int):
+    """A fresh batch: noise x0 ~ N(0, sigma0^2 I) and data x1 ~ density, both on the generator's device.
+
+    Densities sample on the CPU: CPU runs reuse the loop's generator, others a per-step CPU generator.
+    """
+    cpu_gen = gen if gen.device.type == "cpu" else base.make_generator(seed * 1_000_003 + step)
+    x1 = density.sample(n, generator=cpu_gen).to(gen.device)
+    return sigma0 * torch.randn(x1.shape, generator=gen, device=gen.device), x1
 
 
 def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillConfig = DistillConfig(),
@@ -206,8 +209,7 @@ def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillCon
     sigma0 = model.config.sigma0
 
     def loss_fn(model, step, gen):
-        x1 = density.sample(config.batch_size, generator=_cpu_generator(gen, seed, step)).to(device)
-        x0 = sigma0 * torch.randn(x1.shape, generator=gen, device=device)
+        x0, x1 = _noise_and_data(density, config.batch_size, sigma0, gen, seed, step)
         t = _skewed_times(len(x1), config.time_power, gen)
         s = torch.cat([t[:n_diag], _skewed_times(len(x1) - n_diag, config.time_power, gen)])
         xt = losses.interpolate(x0, x1, t)
