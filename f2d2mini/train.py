@@ -19,7 +19,7 @@ from torch import nn
 from f2d2mini import base, checks, flowmap, losses, nets, toy
 
 __all__ = ["LoopConfig", "TeacherConfig", "DistillConfig", "History", "fit", "teacher", "distill", "resolve_device",
-           "DEVICES"]
+           "DEVICES", "teacher_loss", "distill_loss", "density_batches"]
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -163,12 +163,18 @@ def teacher(density: toy.Density, config: TeacherConfig = TeacherConfig(), seed:
     """
     torch.manual_seed(seed)
     model = nets.VelocityMLP(config.net)
+    draw = density_batches(density, config.batch_size, config.sigma0, seed)
+    return fit(model, teacher_loss(draw, config.time_power), config, seed=seed, desc=f"teacher {density.name}")
+
+
+def teacher_loss(draw: Callable, time_power: float = 1.0) -> Callable:
+    """The flow-matching loss as a ``fit`` loss: ``draw(generator, step) -> (x0, x1)`` gives each batch."""
 
     def loss_fn(model, step, gen):
-        x0, x1 = _noise_and_data(density, config.batch_size, config.sigma0, gen, seed, step)
-        return losses.flow_matching(model, x0, x1, _skewed_times(len(x1), config.time_power, gen))
+        x0, x1 = draw(gen, step)
+        return losses.flow_matching(model, x0, x1, _skewed_times(len(x1), time_power, gen))
 
-    return fit(model, loss_fn, config, seed=seed, desc=f"teacher {density.name}")
+    return loss_fn
 
 
 def _skewed_times(n: int, power: float, gen: torch.Generator) -> torch.Tensor:
@@ -176,14 +182,17 @@ def _skewed_times(n: int, power: float, gen: torch.Generator) -> torch.Tensor:
     return 1 - (1 - torch.rand(n, generator=gen, device=gen.device)) ** power
 
 
-def _noise_and_data(density: toy.Density, n: int, sigma0: float, gen: torch.Generator, seed: int, step: int):
-    """A fresh batch: noise x0 ~ N(0, sigma0^2 I) and data x1 ~ density, both on the generator's device.
-
-    Densities sample on the CPU: CPU runs reuse the loop's generator, others a per-step CPU generator.
+def density_batches(density: toy.Density, n: int, sigma0: float, seed: int) -> Callable:
+    """``draw(generator, step) -> (x0, x1)``: noise x0 ~ N(0, sigma0^2 I) and fresh data x1 ~ density, both on the
+    generator's device. Densities sample on the CPU: CPU runs reuse the loop's generator, others a per-step one.
     """
-    cpu_gen = gen if gen.device.type == "cpu" else base.make_generator(seed * 1_000_003 + step)
-    x1 = density.sample(n, generator=cpu_gen).to(gen.device)
-    return sigma0 * torch.randn(x1.shape, generator=gen, device=gen.device), x1
+
+    def draw(gen: torch.Generator, step: int):
+        cpu_gen = gen if gen.device.type == "cpu" else base.make_generator(seed * 1_000_003 + step)
+        x1 = density.sample(n, generator=cpu_gen).to(gen.device)
+        return sigma0 * torch.randn(x1.shape, generator=gen, device=gen.device), x1
+
+    return draw
 
 
 def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillConfig = DistillConfig(),
@@ -204,21 +213,30 @@ def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillCon
     device = resolve_device(config.device)
     if isinstance(teacher, nn.Module):
         teacher = copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
-    rule_loss, scale = losses.RULE_LOSSES[rule], model.config.div_scale
-    n_diag = round(config.batch_size * config.diagonal_fraction)
-    sigma0 = model.config.sigma0
+    draw = density_batches(density, config.batch_size, model.config.sigma0, seed)
+    loss_fn = distill_loss(teacher, draw, rule, config, model.config.div_scale)
+    return fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {density.name}")
+
+
+def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_scale: float) -> Callable:
+    """The phased F2D2 loss as a ``fit`` loss, for any data: ``draw(generator, step) -> (x0, x1)``.
+
+    A fraction ``config.diagonal_fraction`` of the batch gets the tangent loss against ``teacher``, the rest the
+    off-diagonal ``rule`` at (t, s) over the whole square; the D terms have weight 0 before ``config.warm_steps``.
+    """
+    checks.choice(rule, losses.RULES, "rule")
+    rule_loss, n_diag = losses.RULE_LOSSES[rule], round(config.batch_size * config.diagonal_fraction)
 
     def loss_fn(model, step, gen):
-        x0, x1 = _noise_and_data(density, config.batch_size, sigma0, gen, seed, step)
+        x0, x1 = draw(gen, step)
         t = _skewed_times(len(x1), config.time_power, gen)
         s = torch.cat([t[:n_diag], _skewed_times(len(x1) - n_diag, config.time_power, gen)])
         xt = losses.interpolate(x0, x1, t)
-        w = 0.0 if step < config.warm_steps else config.d_weight
-        extra = dict(d_weight=w, div_scale=scale)
+        extra = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=div_scale)
         target = losses.teacher_targets(teacher, xt[:n_diag], t[:n_diag], config.divergence, config.probes, gen)
         diag = losses.tangent(model, target, xt[:n_diag], t[:n_diag], **extra)
         off = rule_loss(model, teacher, xt[n_diag:], t[n_diag:], s[n_diag:], divergence=config.divergence,
                         probes=config.probes, generator=gen, **extra)
         return losses.LossOutput(diag.loss + off.loss, {**diag.metrics, **off.metrics})
 
-    return fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {density.name}")
+    return loss_fn
