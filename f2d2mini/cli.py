@@ -20,21 +20,13 @@ from pathlib import Path
 
 import torch
 
-from f2d2mini import bench, checkpoint, flowmap, losses, ode, toy, train
+from f2d2mini import bench, checkpoint, flowmap, losses, ode, pretrained, toy, train
 
 __all__ = ["main", "HELDOUT_SEED"]
 
 HELDOUT_SEED = 12345  # seed of the held-out evaluation points (training draws from its own seeded stream)
 CHECKPOINT_DIR = Path("data/checkpoints")
 USAGE_ERROR = 2
-
-
-def _teacher_path(density: str, directory: Path = CHECKPOINT_DIR) -> Path:
-    return directory / f"teacher_{density}.pt"
-
-
-def _f2d2_path(density: str, rule: str, directory: Path = CHECKPOINT_DIR) -> Path:
-    return directory / f"f2d2_{rule}_{density}.pt"
 
 
 def _add_training_args(parser: argparse.ArgumentParser, defaults: train.LoopConfig, device: dict) -> None:
@@ -96,7 +88,7 @@ def _heldout(density: toy.Density, n: int, device: torch.device) -> torch.Tensor
 def _cmd_teacher(args) -> int:
     config = train.TeacherConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, device=args.device)
     model = train.teacher(toy.density(args.density), config, seed=args.seed)
-    out = args.out or _teacher_path(args.density)
+    out = args.out or pretrained.teacher_path(args.density, CHECKPOINT_DIR)
     checkpoint.save(model, out, {"density": args.density, "seed": args.seed, "train_config": asdict(config)})
     print(f"saved {out} (trained {model.history.seconds:.0f} s, final loss {model.history.loss[-1]:.4f})")
     return 0
@@ -104,11 +96,11 @@ def _cmd_teacher(args) -> int:
 
 def _cmd_distill(args) -> int:
     device = train.resolve_device(args.device)
-    teacher = checkpoint.load(args.teacher or _teacher_path(args.density), device)
+    teacher = checkpoint.load(args.teacher or pretrained.teacher_path(args.density, CHECKPOINT_DIR), device)
     config = train.DistillConfig(steps=args.steps, warm_steps=args.warm_steps, batch_size=args.batch_size,
                                  lr=args.lr, device=args.device)
     model = train.distill(teacher, toy.density(args.density), args.rule, config, seed=args.seed)
-    out = args.out or _f2d2_path(args.density, args.rule)
+    out = args.out or pretrained.flow_map_path(args.density, args.rule, CHECKPOINT_DIR)
     checkpoint.save(model, out, {"density": args.density, "rule": args.rule, "seed": args.seed,
                                  "train_config": asdict(config)})
     print(f"saved {out} (trained {model.history.seconds:.0f} s, final loss {model.history.loss[-1]:.4f})")
@@ -147,7 +139,7 @@ def _cmd_bench_ode(args) -> int:
     steps = [2**i for i in range(args.max_steps.bit_length()) if 2**i <= args.max_steps]
     refs, rows = [], []
     for name in args.densities:
-        path = _teacher_path(name, args.checkpoints)
+        path = pretrained.teacher_path(name, args.checkpoints)
         if not path.is_file():
             raise FileNotFoundError(f"no teacher at {path}; make it with: f2d2mini teacher --density {name}")
         model, density = checkpoint.load(path, device), toy.density(name)
@@ -182,7 +174,7 @@ def _cmd_bench_f2d2(args) -> int:
     device = train.resolve_device(args.device)
     lik, speed, samples, guide = [], [], [], []
     for name in args.densities:
-        teacher, density = checkpoint.load(_teacher_path(name, args.checkpoints), device), toy.density(name)
+        teacher, density = checkpoint.load(pretrained.teacher_path(name, args.checkpoints), device), toy.density(name)
         x = _heldout(density, args.n, device)
         ref, ref_lp = bench.reference(teacher, density, x)
         exact = density.log_prob(x)
@@ -195,7 +187,7 @@ def _cmd_bench_f2d2(args) -> int:
         noise = base.sample(N_SAMPLES, (density.dim,), seed=HELDOUT_SEED + 2, device=device)
         swd_teacher = metrics.sliced_wasserstein(ode.sample(teacher, noise, TEACHER_SAMPLE_STEPS), data)
         for rule in args.rules:
-            path = _f2d2_path(name, rule, args.checkpoints)
+            path = pretrained.flow_map_path(name, rule, args.checkpoints)
             if not path.is_file():
                 raise FileNotFoundError(f"no flow map at {path}; make it with: "
                                         f"f2d2mini distill --density {name} --rule {rule}")
