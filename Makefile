@@ -1,4 +1,5 @@
-# make book: build and execute the book into _build/html (strict: any warning or failing cell fails).
+# make book: build and execute the book into _build/html (strict: any warning or failing cell fails), then check
+#            that every chapter page shows its figures and each widget its first frame (scripts/check_pages.py).
 # make test: unit tests and every notebook in book/ (nbval, through conftest.py).
 # Set F2D2MINI_FAST=1 in the environment for a quick run; it is passed through to the notebooks.
 
@@ -10,6 +11,7 @@ STAMP  := $(VENV)/.installed
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W --keep-going
+	$(PYTHON) scripts/check_pages.py
 
 test: $(STAMP)
 	$(PYTHON) -m pytest
