@@ -70,6 +70,8 @@ class DistillConfig(LoopConfig):
     divergence: str = "exact"  # teacher divergence targets: "exact" (2-D) or "hutchinson"
     probes: int = 1  # Hutchinson probes per point
     time_power: float = 1.0  # t, s = 1 - (1 - U)^time_power: 1 is uniform, > 1 favours the data end
+    grid_fraction: float = 0.0  # share of the off-diagonal pairs drawn from the K-step grids used at evaluation
+    grid_steps: tuple[int, ...] = (1, 2, 4, 8)  # those K: pairs (k/K, (k +- 1)/K), forward and backward
     net: flowmap.FlowMapConfig = field(default_factory=lambda: flowmap.FlowMapConfig(div_scale=2.0))  # R; the
     # architecture fields are used only when the teacher is not a VelocityMLP (else the map copies the teacher's)
 
@@ -182,6 +184,16 @@ def _skewed_times(n: int, power: float, gen: torch.Generator) -> torch.Tensor:
     return 1 - (1 - torch.rand(n, generator=gen, device=gen.device)) ** power
 
 
+def _grid_pairs(n: int, grid_steps: tuple[int, ...], gen: torch.Generator):
+    """n pairs (t, s) = (k/K, (k +- 1)/K) of the K-step grids: K drawn from ``grid_steps``, direction at random."""
+    k_steps = torch.tensor(grid_steps, device=gen.device)[
+        torch.randint(len(grid_steps), (n,), generator=gen, device=gen.device)]
+    k = torch.floor(torch.rand(n, generator=gen, device=gen.device) * k_steps)
+    start, end = k / k_steps, (k + 1) / k_steps
+    backward = torch.rand(n, generator=gen, device=gen.device) < 0.5
+    return torch.where(backward, end, start), torch.where(backward, start, end)
+
+
 def density_batches(density: toy.Density, n: int, sigma0: float, seed: int) -> Callable:
     """``draw(generator, step) -> (x0, x1)``: noise x0 ~ N(0, sigma0^2 I) and fresh data x1 ~ density, both on the
     generator's device. Densities sample on the CPU: CPU runs reuse the loop's generator, others a per-step one.
@@ -226,11 +238,14 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
     """
     checks.choice(rule, losses.RULES, "rule")
     rule_loss, n_diag = losses.RULE_LOSSES[rule], round(config.batch_size * config.diagonal_fraction)
+    n_grid = round((config.batch_size - n_diag) * config.grid_fraction)
 
     def loss_fn(model, step, gen):
         x0, x1 = draw(gen, step)
         t = _skewed_times(len(x1), config.time_power, gen)
         s = torch.cat([t[:n_diag], _skewed_times(len(x1) - n_diag, config.time_power, gen)])
+        if n_grid:
+            t[n_diag:n_diag + n_grid], s[n_diag:n_diag + n_grid] = _grid_pairs(n_grid, config.grid_steps, gen)
         xt = losses.interpolate(x0, x1, t)
         extra = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=div_scale)
         target = losses.teacher_targets(teacher, xt[:n_diag], t[:n_diag], config.divergence, config.probes, gen)
