@@ -7,8 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 for density in checkerboard gaussians8; do
   f2d2mini teacher --density "$density" --device cpu --seed 0
 done
-# F2D2 flow maps distilled from those teachers with the Lagrangian rule (default DistillConfig, seed 0),
-# about 4-5 minutes each.
-for density in checkerboard gaussians8; do
-  f2d2mini distill --density "$density" --rule lsd --device cpu --seed 0
+# F2D2 flow maps distilled from those teachers with each rule (default DistillConfig, seed 0), 3-5 minutes each.
+for rule in lsd shortcut meanflow; do
+  for density in checkerboard gaussians8; do
+    f2d2mini distill --density "$density" --rule "$rule" --device cpu --seed 0
+  done
 done
