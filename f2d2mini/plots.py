@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["PLOT_LIMIT", "GRID_SIZE", "grid", "density_image", "samples", "small_multiples"]
+__all__ = ["PLOT_LIMIT", "GRID_SIZE", "grid", "density_image", "samples", "small_multiples", "versus"]
 
 PLOT_LIMIT = 4.5  # half-width of the square every 2-D picture shows: the toy densities live in [-4.2, 4.2]^2
 GRID_SIZE = 200  # grid points per side for density images
@@ -64,3 +64,13 @@ def _square(ax, limit: float, title: str | None) -> None:
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=10)
+
+
+def versus(ax, truth: torch.Tensor, estimate: torch.Tensor, *, label: str | None = None, size: float = 2.0,
+           alpha: float = 0.4):
+    """Scatter of an estimate against the truth ``[n]`` on the same axes, with the line estimate = truth."""
+    truth, estimate = truth.detach().double().cpu(), estimate.detach().double().cpu()
+    ax.scatter(truth, estimate, s=size, alpha=alpha, label=label, linewidths=0)
+    lo, hi = min(truth.min(), estimate.min()).item(), max(truth.max(), estimate.max()).item()
+    ax.plot([lo, hi], [lo, hi], color="k", lw=1)
+    return ax
