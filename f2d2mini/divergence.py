@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
-from torch.func import jacfwd, vjp, vmap
+from torch.func import vjp
 
 from f2d2mini import checks
 
@@ -34,26 +34,25 @@ class DivergenceOutput(NamedTuple):
 
 
 def exact(f: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Tensor) -> DivergenceOutput:
-    """div_x f(x, *args) = tr J(x), from each sample's full Jacobian (forward mode, vectorised over the batch).
+    """div_x f(x, *args) = tr J(x) = sum_i (e_i^T J)_i, one reverse-mode pass per coordinate e_i.
 
-    Costs about d forward passes for d = prod(shape): the right tool in 2-D, too slow for images. ``f`` runs
-    under ``torch.func.vmap`` on one sample at a time (as a batch of 1), so it must not use data-dependent
-    Python control flow; pass batched inputs such as the time through ``args``, not a closure.
+    Costs about d backward passes for d = prod(shape): the right tool in 2-D, too slow for images (use
+    :func:`hutchinson`). Works inside other ``torch.func`` transforms (e.g. a JVP through an ODE flow map).
 
     Args:
         f: the field ``f(x, *args)``, ``[B, *shape] -> [B, *shape]``, samples independent.
         x: points ``[B, *shape]``.
-        args: further batched inputs ``[B, ...]`` (e.g. times ``[B]``), not differentiated.
+        args: further inputs passed to ``f`` (e.g. times ``[B]``), not differentiated.
     """
     checks.batch(x)
-
-    def one(z, *a):  # one sample: (f, f); the copy comes back as the primal value
-        out = f(z[None], *(ai[None] for ai in a))[0]
-        return out, out
-
-    jac, value = vmap(jacfwd(one, has_aux=True))(x, *args)  # [B, *shape, *shape], [B, *shape]
-    d = x[0].numel()
-    return DivergenceOutput(value, jac.reshape(len(x), d, d).diagonal(dim1=1, dim2=2).sum(1))
+    value, pullback = vjp(lambda z: f(z, *args), x)
+    flat = torch.zeros(x[0].numel(), dtype=x.dtype, device=x.device)
+    total = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+    for i in range(len(flat)):
+        basis = flat.index_fill(0, torch.tensor([i], device=x.device), 1.0).reshape(x.shape[1:]).expand_as(x)
+        (row,) = pullback(basis)  # e_i^T J for every sample
+        total = total + row.flatten(1)[:, i]
+    return DivergenceOutput(value, total)
 
 
 def probes(x: torch.Tensor, n: int = 1, noise: str = "rademacher",
