@@ -66,7 +66,7 @@ def teacher_targets(teacher, x: torch.Tensor, t: torch.Tensor, divergence: str =
             out = div.exact(teacher, x, t)
         else:
             out = div.hutchinson(teacher, x, t, n=probes, generator=generator)
-    return Targets(out.value.detach(), -out.divergence.detach())
+    return Targets(out.value.detach().to(x.dtype), -out.divergence.detach().to(x.dtype))  # float32 under autocast
 
 
 def regress(out, target: Targets, d_weight: float, div_scale: float, prefix: str) -> LossOutput:
@@ -106,7 +106,8 @@ def meanflow_target(model, tangent_target: Targets, x, t, s):
     from torch.func import jvp
 
     v = tangent_target.u
-    out, dout = jvp(model, (x, t, s), (v, torch.ones_like(t), torch.zeros_like(s)))
+    with torch.autocast(x.device.type, enabled=False):  # forward-mode AD in float32, outside any bf16 autocast
+        out, dout = jvp(model, (x, t, s), (v, torch.ones_like(t), torch.zeros_like(s)))
     gap = s - t
     target = Targets((v + _bcast(gap, x) * dout.u).detach(), (tangent_target.D + gap * dout.D).detach())
     return out, target
@@ -125,7 +126,8 @@ def lsd_prediction(model, x, t, s):
     and d_s[(s - t) D] = D + (s - t) d_s D, by one JVP in the end time s. Returns ``(X, FlowMapOutput)``."""
     from torch.func import jvp
 
-    out, dout = jvp(lambda s_: model(x, t, s_), (s,), (torch.ones_like(s),))
+    with torch.autocast(x.device.type, enabled=False):  # forward-mode AD in float32, outside any bf16 autocast
+        out, dout = jvp(lambda s_: model(x, t, s_), (s,), (torch.ones_like(s),))
     gap = s - t
     end = x + _bcast(gap, x) * out.u
     return end, type(out)(out.u + _bcast(gap, x) * dout.u, out.D + gap * dout.D)
