@@ -17,17 +17,21 @@ import f2d2mini as f2
 p = argparse.ArgumentParser()
 p.add_argument("--out", type=Path, default=Path("/tmp/digits"))
 p.add_argument("--rule", default=None)
+p.add_argument("--teacher", type=Path, help="reuse this teacher checkpoint instead of training one")
 args = p.parse_args()
 torch.set_num_threads(1)
 start = time.perf_counter()
 recipe = f2.images.recipe("digits")
 rule = args.rule or recipe.rule
 train, test = f2.images.load("digits", split="train"), f2.images.load("digits", split="test")
-teacher = f2.images.teacher(train, recipe.teacher)
-f2.save(teacher, args.out / "teacher_digits.pt", {"dataset": "digits"})
+if args.teacher:
+    teacher = f2.load(args.teacher)
+else:
+    teacher = f2.images.teacher(train, recipe.teacher)
+    f2.save(teacher, args.out / "teacher_digits.pt", {"dataset": "digits", "seed": 0})
 t_teacher = time.perf_counter() - start
 model = f2.images.distill(teacher, train, rule, recipe.distill)
-f2.save(model, args.out / f"f2d2_{rule}_digits.pt", {"dataset": "digits", "rule": rule})
+f2.save(model, args.out / f"f2d2_{rule}_digits.pt", {"dataset": "digits", "rule": rule, "seed": 0})
 t_distill = time.perf_counter() - start - t_teacher
 rows = f2.images.bpd_table(teacher, model, test.images, test.levels, solver="rk4", steps=8, probes=4)
 t_total = time.perf_counter() - start

@@ -27,6 +27,7 @@ __all__ = ["add_parser", "run", "state_path", "CHECKPOINT_DIR"]
 CHECKPOINT_DIR = Path("data/checkpoints")
 GRID_SAMPLES = 64  # images in a sample grid
 TEACHER_SAMPLE_STEPS = 100  # Euler steps when sampling a teacher
+CHECKPOINT_EVERY = 500  # default steps between saves of the resumable training state
 
 
 def state_path(out: Path) -> Path:
@@ -38,8 +39,10 @@ def _training_args(p: argparse.ArgumentParser, device: dict) -> None:
     p.add_argument("--data", choices=images_data.DATASETS, required=True)
     p.add_argument("--root", type=Path, default=Path("data"), help="dataset folder (default: %(default)s)")
     p.add_argument("--out", type=Path, help="checkpoint path (default: data/checkpoints/...)")
-    for name, kind in (("steps", int), ("batch-size", int), ("lr", float), ("checkpoint-every", int)):
+    for name, kind in (("steps", int), ("batch-size", int), ("lr", float)):
         p.add_argument(f"--{name}", type=kind, help="default: the dataset's recipe")
+    p.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY,
+                   help="steps between saves of OUT.state.pt (0: never; default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", **device)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 autocast on CUDA (recipe default)")

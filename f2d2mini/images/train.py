@@ -42,11 +42,12 @@ class ImageDistillConfig(loop.DistillConfig):
     """F2D2 on images: the 2-D distillation settings with Hutchinson targets; the map copies the teacher's U-Net
     (warm start: u = v, D = 0) and adds the divergence head. Defaults: digits on a CPU."""
 
-    steps: int = 800
+    steps: int = 1000
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup: int = 50
-    warm_steps: int = 200  # phase 1: velocity part only
+    warm_steps: int = 100  # phase 1: velocity part only (short: the warm start already gives u = v)
+    d_weight: float = 1.0  # weight of the D loss in phase 2
     divergence: str = "hutchinson"  # Rademacher probes: one reverse pass each
     probes: int = 1
     div_scale: float = 64.0  # R, about the number of dimensions d
@@ -67,14 +68,13 @@ CIFAR_NET = unet.UNetConfig(channels=3, size=32, widths=(128, 256, 256), blocks=
 RECIPES = {
     "digits": Recipe(ImageTeacherConfig(), ImageDistillConfig()),
     "mnist": Recipe(ImageTeacherConfig(steps=6000, batch_size=256, lr=1e-3, net=MNIST_NET, device="auto",
-                                       bf16=True, checkpoint_every=1000),
+                                       bf16=True),
                     ImageDistillConfig(steps=4000, batch_size=256, warm_steps=1000, div_scale=784.0, device="auto",
-                                       bf16=True, checkpoint_every=1000)),
+                                       bf16=True)),
     "cifar10": Recipe(ImageTeacherConfig(steps=200_000, batch_size=128, lr=2e-4, warmup=5000, ema_decay=0.9999,
-                                         net=CIFAR_NET, device="auto", bf16=True, checkpoint_every=5000),
+                                         net=CIFAR_NET, device="auto", bf16=True),
                       ImageDistillConfig(steps=100_000, batch_size=128, lr=1e-4, warmup=2000, warm_steps=20_000,
-                                         ema_decay=0.9999, div_scale=3072.0, device="auto", bf16=True,
-                                         checkpoint_every=5000)),
+                                         ema_decay=0.9999, div_scale=3072.0, device="auto", bf16=True)),
 }
 
 
