@@ -192,6 +192,7 @@ class _Loop:
 
 STATE_FORMAT = "f2d2mini-train-state/1"
 RESUMABLE_CHANGES = ("device", "progress", "checkpoint_every", "compile")  # fields a resumed run may change
+# (the device string may change, e.g. "auto" to "cuda", but not the kind of device: see _load_state)
 
 
 def _config_json(config: LoopConfig) -> dict:
@@ -202,6 +203,7 @@ def _config_json(config: LoopConfig) -> dict:
 def _save_state(path: Path, loop: _Loop, config: LoopConfig) -> None:
     checkpoint.atomic_save({
         "format": STATE_FORMAT, "step": loop.step, "config": json.dumps(_config_json(config)),
+        "device_type": loop.gen.device.type,
         "model": loop.model.state_dict(), "ema": loop.ema.state_dict(), "optimizer": loop.opt.state_dict(),
         "scheduler": loop.sched.state_dict(), "generator": loop.gen.get_state(),
         "history": dataclasses.asdict(loop.history), "window": [[loss, m] for loss, m in loop.window],
@@ -212,6 +214,9 @@ def _load_state(path: Path, loop: _Loop, config: LoopConfig) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise checkpoint.CheckpointError(f"{path} is not an f2d2mini training state ({STATE_FORMAT})")
+    if state.get("device_type") != loop.gen.device.type:  # CPU and CUDA random generators keep different states
+        raise ValueError(f"cannot resume from {path} on {loop.gen.device.type}: it was saved on "
+                         f"{state.get('device_type')}; resume on the same kind of device")
     saved, now = json.loads(state["config"]), _config_json(config)
     changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
     if changed:

@@ -174,6 +174,8 @@ def test_flow_map_bpd_matches_the_analytic_gaussian():
     expected = _analytic_bpd(images, levels, c)
     for k in (1, 2):
         assert torch.allclose(likelihood.bpd(model, images, k, levels=levels).per_image, expected, atol=ODE_BPD_TOL)
+    split = data.Images(images, torch.zeros(4).long(), levels, "gauss")  # a split brings its own levels
+    assert torch.allclose(likelihood.bpd(model, split, 1).per_image, expected, atol=ODE_BPD_TOL)
 
 
 def test_bpd_rejects_bad_images():
@@ -272,6 +274,10 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(tmp_path):
         loop.fit(unet.UNetVelocity(TINY_NET), loss, replace(config, lr=0.1), state_path=state, resume=True)
     with pytest.raises(FileNotFoundError, match="cannot resume: no training state"):
         loop.fit(unet.UNetVelocity(TINY_NET), loss, config, state_path=tmp_path / "none.pt", resume=True)
+    saved = torch.load(state, weights_only=True)
+    torch.save({**saved, "device_type": "cuda"}, tmp_path / "gpu.state.pt")
+    with pytest.raises(ValueError, match="it was saved on cuda; resume on the same kind of device"):
+        loop.fit(unet.UNetVelocity(TINY_NET), loss, config, state_path=tmp_path / "gpu.state.pt", resume=True)
     with pytest.raises(ValueError, match="checkpoint_every=4 needs a state_path"):
         loop.fit(unet.UNetVelocity(TINY_NET), loss, config)
 

@@ -40,6 +40,13 @@ def bits_per_dim(log_p_z: torch.Tensor, d: int, levels: int) -> torch.Tensor:
     return -(log_p_z + d * math.log(2) - d * math.log(levels)) / (d * math.log(2))
 
 
+def _unpack(images, levels: int) -> tuple[torch.Tensor, int]:
+    """An :class:`~f2d2mini.images.data.Images` split brings its own number of levels."""
+    if isinstance(images, images_data.Images):
+        return images.images, images.levels
+    return images, levels
+
+
 def _check_images(x: torch.Tensor, levels: int) -> None:
     if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
         got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
@@ -75,14 +82,16 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed:
     Args:
         model: a flow map ``model(x, t, s) -> FlowMapOutput`` with ``config.sigma0`` (e.g. a
             :class:`~f2d2mini.images.unet.UNetFlowMap`).
-        images: uint8 ``[N, C, H, W]`` with values in 0..levels-1.
+        images: uint8 ``[N, C, H, W]`` with values in 0..levels-1, or an
+            :class:`~f2d2mini.images.data.Images` split (which brings its ``levels``).
         steps: jumps K from t = 1 to t = 0.
-        levels: grey levels L.
+        levels: grey levels L (256 for 8-bit images; 17 for the digits).
         seed: dequantization noise seed.
         reversal: ``"exact"`` backward jumps or the reference code's ``"first_order"`` reversal.
     """
     from f2d2mini import flowmap
 
+    images, levels = _unpack(images, levels)
     _check_images(images, levels)
     checks.positive_int(steps, "steps")
     device = _device(model)
@@ -103,6 +112,7 @@ def ode_bpd(velocity, images: torch.Tensor, *, levels: int = 256, solver: str = 
     ``solver``/``steps``: e.g. ``"euler"`` with N steps or adaptive ``"dopri5"``; ``divergence``: ``"exact"``
     (d passes per evaluation) or ``"hutchinson"`` (``probes`` Rademacher vectors per image held along the path).
     """
+    images, levels = _unpack(images, levels)
     _check_images(images, levels)
     device = _device(velocity)
     z = _dequantized(images, levels, seed, device)
