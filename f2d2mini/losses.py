@@ -71,8 +71,8 @@ def teacher_targets(teacher, x: torch.Tensor, t: torch.Tensor, divergence: str =
 
 def regress(out, target: Targets, d_weight: float, div_scale: float, prefix: str) -> LossOutput:
     """|u - target.u|^2 + d_weight ((D - target.D) / R)^2, averaged over the batch (summed over axes)."""
-    loss_u = (out.u - target.u).flatten(1).pow(2).sum(1).mean()
-    loss_d = ((out.D - target.D) / div_scale).pow(2).mean()
+    loss_u = (out.u.float() - target.u.float()).flatten(1).pow(2).sum(1).mean()  # float32 even under bf16 autocast
+    loss_d = ((out.D.float() - target.D.float()) / div_scale).pow(2).mean()
     loss = loss_u + d_weight * loss_d
     return LossOutput(loss, {f"{prefix}/u": loss_u.item(), f"{prefix}/D": loss_d.item()})
 

@@ -340,3 +340,21 @@ def test_fid_without_weights_says_what_to_do(monkeypatch):
     x = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
     with pytest.raises(quality.FIDUnavailable, match="could not be downloaded.*frechet_distance"):
         quality.fid(x, x, levels=17)
+
+
+@pytest.mark.parametrize("rule", ["meanflow", "lsd", "shortcut"])
+def test_rules_run_under_bf16_autocast(rule):
+    """What fit does on CUDA with bf16=True, checked on the CPU's bf16 autocast: the teacher's targets come back in
+    float32 and the JVPs of meanflow and lsd run outside autocast, so tangents and primals share a dtype."""
+    from f2d2mini import losses
+
+    torch.manual_seed(0)
+    teacher = unet.UNetVelocity(TINY_NET).requires_grad_(False)
+    model = unet.UNetFlowMap.from_teacher(teacher, 64.0)
+    x, t, s = torch.randn(4, 1, 8, 8), torch.rand(4), torch.rand(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = losses.RULE_LOSSES[rule](model, teacher, x, t, s, divergence="hutchinson", probes=1,
+                                       generator=torch.Generator().manual_seed(0))
+    out.loss.backward()
+    assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
