@@ -3,9 +3,23 @@
 One flow map that gives a sample and its log-likelihood in 1-8 network evaluations. See book/ for the course.
 """
 
-from f2d2mini import base, divergence, flowmap, guidance, losses, metrics, nets, ode, plots, pretrained, toy, train
+from f2d2mini import (
+    base,
+    divergence,
+    flowmap,
+    guidance,
+    images,
+    losses,
+    metrics,
+    nets,
+    ode,
+    plots,
+    pretrained,
+    toy,
+    train,
+)
 from f2d2mini.checkpoint import CheckpointError, load, save
 
 __all__ = ["base", "divergence", "flowmap", "guidance", "losses", "metrics", "nets", "ode", "plots", "pretrained",
-           "toy", "train", "save", "load", "CheckpointError"]
+           "toy", "train", "images", "save", "load", "CheckpointError"]
 __version__ = "0.1.0"

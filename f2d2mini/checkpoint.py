@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "save", "load", "FORMAT"]
+__all__ = ["CheckpointError", "save", "load", "atomic_save", "FORMAT"]
 
 FORMAT = "f2d2mini-checkpoint/1"
 CHECKPOINT_MODE = 0o644  # mkstemp creates 0600 files; checkpoints are meant to be shared
@@ -30,8 +30,10 @@ class CheckpointError(ValueError):
 def _model_classes() -> dict[str, type[nn.Module]]:
     """The classes a checkpoint may name (imported here to avoid import cycles)."""
     from f2d2mini import flowmap, nets
+    from f2d2mini.images import unet
 
-    return {cls.__name__: cls for cls in (nets.VelocityMLP, flowmap.JointFlowMap)}
+    return {cls.__name__: cls for cls in (nets.VelocityMLP, flowmap.JointFlowMap, unet.UNetVelocity,
+                                          unet.UNetFlowMap)}
 
 
 def _to_dataclass(cls, data: dict):
@@ -63,6 +65,13 @@ def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None
         "metadata": json.dumps(meta),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
+    return atomic_save(payload, path)
+
+
+def atomic_save(payload: dict, path: str | os.PathLike) -> Path:
+    """``torch.save(payload)`` to a temporary file beside ``path``, then an atomic rename: a reader (or a run
+    interrupted mid-write) sees the old file or the new one, never half of one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -5,6 +5,7 @@
     f2d2mini eval data/checkpoints/teacher_checkerboard.pt --solver rk4 --steps 8
     f2d2mini eval data/checkpoints/f2d2_shortcut_checkerboard.pt --steps 4
     f2d2mini bench ode --json benchmarks/results/ode_solvers.json
+    f2d2mini images teacher --data digits      (and distill, bpd, sample: see f2d2mini.images.cli)
 
 Bad names and ``--device cuda`` without a GPU exit with status 2 and a message listing the choices.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 from f2d2mini import bench, checkpoint, flowmap, losses, ode, pretrained, toy, train
+from f2d2mini.images import cli as images_cli
 
 __all__ = ["main", "HELDOUT_SEED"]
 
@@ -78,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--max-steps", type=int, default=1024, help="largest K of the sweep (powers of two)")
     b.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
     b.add_argument("--device", **device)
+    images_cli.add_parser(sub, device)
     return p
 
 
@@ -224,7 +227,7 @@ def _cmd_bench_f2d2(args) -> int:
 
 BENCHMARKS = {"ode": _cmd_bench_ode, "f2d2": _cmd_bench_f2d2}
 COMMANDS = {"teacher": _cmd_teacher, "distill": _cmd_distill, "eval": _cmd_eval,
-            "bench": lambda args: BENCHMARKS[args.suite](args)}
+            "bench": lambda args: BENCHMARKS[args.suite](args), "images": images_cli.run}
 
 
 def main(argv: list[str] | None = None) -> int:

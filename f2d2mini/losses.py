@@ -66,13 +66,13 @@ def teacher_targets(teacher, x: torch.Tensor, t: torch.Tensor, divergence: str =
             out = div.exact(teacher, x, t)
         else:
             out = div.hutchinson(teacher, x, t, n=probes, generator=generator)
-    return Targets(out.value.detach(), -out.divergence.detach())
+    return Targets(out.value.detach().to(x.dtype), -out.divergence.detach().to(x.dtype))  # float32 under autocast
 
 
 def regress(out, target: Targets, d_weight: float, div_scale: float, prefix: str) -> LossOutput:
     """|u - target.u|^2 + d_weight ((D - target.D) / R)^2, averaged over the batch (summed over axes)."""
-    loss_u = (out.u - target.u).flatten(1).pow(2).sum(1).mean()
-    loss_d = ((out.D - target.D) / div_scale).pow(2).mean()
+    loss_u = (out.u.float() - target.u.float()).flatten(1).pow(2).sum(1).mean()  # float32 even under bf16 autocast
+    loss_d = ((out.D.float() - target.D.float()) / div_scale).pow(2).mean()
     loss = loss_u + d_weight * loss_d
     return LossOutput(loss, {f"{prefix}/u": loss_u.item(), f"{prefix}/D": loss_d.item()})
 
@@ -106,7 +106,8 @@ def meanflow_target(model, tangent_target: Targets, x, t, s):
     from torch.func import jvp
 
     v = tangent_target.u
-    out, dout = jvp(model, (x, t, s), (v, torch.ones_like(t), torch.zeros_like(s)))
+    with torch.autocast(x.device.type, enabled=False):  # forward-mode AD in float32, outside any bf16 autocast
+        out, dout = jvp(model, (x, t, s), (v, torch.ones_like(t), torch.zeros_like(s)))
     gap = s - t
     target = Targets((v + _bcast(gap, x) * dout.u).detach(), (tangent_target.D + gap * dout.D).detach())
     return out, target
@@ -125,7 +126,8 @@ def lsd_prediction(model, x, t, s):
     and d_s[(s - t) D] = D + (s - t) d_s D, by one JVP in the end time s. Returns ``(X, FlowMapOutput)``."""
     from torch.func import jvp
 
-    out, dout = jvp(lambda s_: model(x, t, s_), (s,), (torch.ones_like(s),))
+    with torch.autocast(x.device.type, enabled=False):  # forward-mode AD in float32, outside any bf16 autocast
+        out, dout = jvp(lambda s_: model(x, t, s_), (s,), (torch.ones_like(s),))
     gap = s - t
     end = x + _bcast(gap, x) * out.u
     return end, type(out)(out.u + _bcast(gap, x) * dout.u, out.D + gap * dout.D)

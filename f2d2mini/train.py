@@ -8,15 +8,18 @@ average (EMA) copy of the model in eval mode, with the loss history attached as 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from f2d2mini import base, checks, flowmap, losses, nets, toy
+from f2d2mini import base, checkpoint, checks, flowmap, losses, nets, toy
 
 __all__ = ["LoopConfig", "TeacherConfig", "DistillConfig", "History", "fit", "teacher", "distill", "resolve_device",
            "DEVICES", "teacher_loss", "distill_loss", "density_batches"]
@@ -38,6 +41,9 @@ class LoopConfig:
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     log_every: int = 100  # steps between history entries
     progress: bool = True  # tqdm progress bar
+    checkpoint_every: int = 0  # steps between saves of the whole training state to fit's state_path (0: never)
+    bf16: bool = False  # bf16 autocast of the loss's forward passes where the device is CUDA (JVPs stay float32)
+    compile: bool = False  # torch.compile the model that the loss calls (pays a compile time once)
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,8 @@ def _lr_factor(step: int, config: LoopConfig) -> float:
 
 
 def fit(model: nn.Module, loss_fn: Callable, config: LoopConfig, *, seed: int = 0, desc: str = "train",
-        parameters=None) -> nn.Module:
+        parameters=None, state_path: str | Path | None = None, resume: bool = False,
+        unit: str = "samples") -> nn.Module:
     """Minimises ``loss_fn(model, step, generator).loss`` with Adam; returns the EMA model with ``.history``.
 
     Args:
@@ -115,10 +122,19 @@ def fit(model: nn.Module, loss_fn: Callable, config: LoopConfig, *, seed: int = 
         seed: seeds the batch generator.
         desc: label of the progress bar.
         parameters: the parameters to optimise (default: all of the model's).
+        state_path: file for the whole training state (model, EMA, optimizer, scheduler, step, generator, history),
+            written atomically every ``config.checkpoint_every`` steps and at the end.
+        resume: continue from the state at ``state_path``: the result equals that of an uninterrupted run.
+        unit: what one batch element is, for the progress bar's rate (``batch_size`` per step).
     """
     from tqdm.auto import tqdm
 
     checks.positive_int(config.steps, "steps")
+    state_path = Path(state_path) if state_path is not None else None
+    if config.checkpoint_every and state_path is None:
+        raise ValueError(f"checkpoint_every={config.checkpoint_every} needs a state_path to write to")
+    if resume and (state_path is None or not state_path.is_file()):
+        raise FileNotFoundError(f"cannot resume: no training state at {state_path}")
     device = resolve_device(config.device)
     model.to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -126,10 +142,17 @@ def fit(model: nn.Module, loss_fn: Callable, config: LoopConfig, *, seed: int = 
     opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: _lr_factor(step, config))
     gen = base.make_generator(seed, device)
-    history, window, start = History(), [], time.perf_counter()
-    bar = tqdm(range(config.steps), desc=desc, disable=not config.progress, mininterval=1.0)
+    loop = _Loop(model, ema, opt, sched, gen, History(), [], 0)
+    if resume:
+        _load_state(state_path, loop, config)
+    net = torch.compile(model) if config.compile else model
+    bf16 = config.bf16 and device.type == "cuda"
+    start, seconds0, first = time.perf_counter(), loop.history.seconds, loop.step
+    bar = tqdm(range(first, config.steps), initial=first, total=config.steps, desc=desc,
+               disable=not config.progress, mininterval=1.0)
     for step in bar:
-        out = loss_fn(model, step, gen)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = loss_fn(net, step, gen)
         if not torch.isfinite(out.loss):
             raise FloatingPointError(f"loss became {out.loss.item()} at step {step}; lower lr (now {config.lr})")
         opt.zero_grad(set_to_none=True)
@@ -140,14 +163,75 @@ def fit(model: nn.Module, loss_fn: Callable, config: LoopConfig, *, seed: int = 
         decay = min(config.ema_decay, (1 + step) / (10 + step))  # short memory while the weights move fast
         with torch.no_grad():
             torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
-        window.append((out.loss.item(), out.metrics))
-        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-            _log(history, step + 1, window)
-            bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
-            window = []
-    history.seconds = time.perf_counter() - start
-    ema.history = history
+        loop.window.append((out.loss.item(), out.metrics))
+        loop.step = step + 1
+        if loop.step % config.log_every == 0 or loop.step == config.steps:
+            _log(loop.history, loop.step, loop.window)
+            rate = config.batch_size * (loop.step - first) / (time.perf_counter() - start)
+            bar.set_postfix({"loss": f"{loop.history.loss[-1]:.4f}", f"{unit}/s": f"{rate:.0f}"})
+            loop.window = []
+        if config.checkpoint_every and (loop.step % config.checkpoint_every == 0 or loop.step == config.steps):
+            loop.history.seconds = seconds0 + time.perf_counter() - start
+            _save_state(state_path, loop, config)
+    loop.history.seconds = seconds0 + time.perf_counter() - start
+    ema.history = loop.history
     return ema
+
+
+@dataclass
+class _Loop:
+    """Everything a resumed run needs to continue exactly where the interrupted one stopped."""
+
+    model: nn.Module
+    ema: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator
+    history: History
+    window: list  # (loss, metrics) of the steps since the last history entry
+    step: int  # optimizer steps done
+
+
+STATE_FORMAT = "f2d2mini-train-state/1"
+RESUMABLE_CHANGES = ("device", "progress", "checkpoint_every", "compile")  # fields a resumed run may change
+# (the device string may change, e.g. "auto" to "cuda", but not the kind of device: see _load_state)
+
+
+def _config_json(config: LoopConfig) -> dict:
+    data = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, as after a round trip
+    return {k: v for k, v in data.items() if k not in RESUMABLE_CHANGES}
+
+
+def _save_state(path: Path, loop: _Loop, config: LoopConfig) -> None:
+    checkpoint.atomic_save({
+        "format": STATE_FORMAT, "step": loop.step, "config": json.dumps(_config_json(config)),
+        "device_type": loop.gen.device.type,
+        "model": loop.model.state_dict(), "ema": loop.ema.state_dict(), "optimizer": loop.opt.state_dict(),
+        "scheduler": loop.sched.state_dict(), "generator": loop.gen.get_state(),
+        "history": dataclasses.asdict(loop.history), "window": [[loss, m] for loss, m in loop.window],
+    }, path)
+
+
+def _load_state(path: Path, loop: _Loop, config: LoopConfig) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise checkpoint.CheckpointError(f"{path} is not an f2d2mini training state ({STATE_FORMAT})")
+    if state.get("device_type") != loop.gen.device.type:  # CPU and CUDA random generators keep different states
+        raise ValueError(f"cannot resume from {path} on {loop.gen.device.type}: it was saved on "
+                         f"{state.get('device_type')}; resume on the same kind of device")
+    saved, now = json.loads(state["config"]), _config_json(config)
+    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if changed:
+        diffs = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in changed)
+        raise ValueError(f"cannot resume from {path}: the config differs ({diffs})")
+    loop.model.load_state_dict(state["model"])
+    loop.ema.load_state_dict(state["ema"])
+    loop.opt.load_state_dict(state["optimizer"])
+    loop.sched.load_state_dict(state["scheduler"])
+    loop.gen.set_state(state["generator"])
+    loop.history = History(**state["history"])
+    loop.window = [(loss, m) for loss, m in state["window"]]
+    loop.step = state["step"]
 
 
 def _log(history: History, step: int, window: list[tuple[float, dict[str, float]]]) -> None:
@@ -238,6 +322,9 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
     """
     checks.choice(rule, losses.RULES, "rule")
     rule_loss, n_diag = losses.RULE_LOSSES[rule], round(config.batch_size * config.diagonal_fraction)
+    if not 0 < n_diag < config.batch_size:
+        raise ValueError(f"batch_size {config.batch_size} with diagonal_fraction {config.diagonal_fraction} leaves "
+                         f"{n_diag} tangent and {config.batch_size - n_diag} off-diagonal points; both need >= 1")
     n_grid = round((config.batch_size - n_diag) * config.grid_fraction)
 
     def loss_fn(model, step, gen):

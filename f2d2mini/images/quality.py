@@ -1,0 +1,175 @@
+"""Sample quality of images: sample grids, a Fréchet distance in the features of a small classifier trained here
+(no download), and FID through torch-fidelity where its Inception weights can be fetched (book chapter 7).
+
+Fréchet distance between Gaussians fitted to two feature sets (means mu, covariances S):
+
+    FD = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^{1/2} S_b S_a^{1/2})^{1/2}).
+
+FID is this distance in the features of an Inception-v3 network; here the classifier is a small CNN trained on
+the same dataset in seconds, so the number is comparable only within a dataset and this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from f2d2mini import losses
+from f2d2mini import train as loop
+from f2d2mini.images import data as images_data
+
+__all__ = ["ClassifierConfig", "Classifier", "train_classifier", "accuracy", "features", "frechet_distance",
+           "frechet_from_stats", "fid", "grid", "FIDUnavailable"]
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(loop.LoopConfig):
+    """A small CNN classifier whose penultimate features define the Fréchet distance. CPU defaults."""
+
+    steps: int = 400
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup: int = 20
+    ema_decay: float = 0.99
+    width: int = 32  # channels of the first conv (the second has twice as many)
+    feature_dim: int = 64  # size of the feature vector
+    classes: int = 10
+
+
+class Classifier(nn.Module):
+    """(conv-SiLU-pool) twice, flatten, linear -> features ``[B, feature_dim]``, linear -> logits."""
+
+    def __init__(self, channels: int, size: int, config: ClassifierConfig = ClassifierConfig()):
+        super().__init__()
+        w = config.width
+        self.body = nn.Sequential(nn.Conv2d(channels, w, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
+                                  nn.Conv2d(w, 2 * w, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2), nn.Flatten(),
+                                  nn.Linear(2 * w * (size // 4) ** 2, config.feature_dim), nn.SiLU())
+        self.head = nn.Linear(config.feature_dim, config.classes)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # [B, C, H, W] in [-1, 1] -> logits [B, classes]
+        return self.head(self.body(z))
+
+
+def train_classifier(data: images_data.Images, config: ClassifierConfig = ClassifierConfig(),
+                     seed: int = 0) -> Classifier:
+    """Trains :class:`Classifier` on dequantized ``data`` with cross-entropy through :func:`f2d2mini.train.fit`."""
+    torch.manual_seed(seed)
+    model = Classifier(data.images.shape[1], data.images.shape[-1], config)
+    on_device = {}
+
+    def loss_fn(net, step, gen):
+        if gen.device not in on_device:
+            on_device[gen.device] = (data.images.to(gen.device), data.labels.to(gen.device))
+        images, labels = on_device[gen.device]
+        idx = torch.randint(len(images), (config.batch_size,), generator=gen, device=gen.device)
+        loss = F.cross_entropy(net(images_data.dequantize(images[idx], data.levels, gen)), labels[idx])
+        return losses.LossOutput(loss, {"cls/loss": loss.item()})
+
+    return loop.fit(model, loss_fn, config, seed=seed, desc=f"classifier {data.name}", unit="img")
+
+
+def _centred(images: torch.Tensor, levels: int) -> torch.Tensor:
+    """uint8 levels -> z at the centre of each bin; float inputs are taken as z in [-1, 1] already."""
+    if images.dtype == torch.uint8:
+        return images_data.dequantize(images, levels, noise=torch.full(images.shape, 0.5))
+    return images
+
+
+@torch.no_grad()
+def features(classifier: Classifier, images: torch.Tensor, levels: int) -> torch.Tensor:
+    """Penultimate features ``[N, feature_dim]`` of uint8 images (or of model samples z in [-1, 1])."""
+    device = next(classifier.parameters()).device
+    return torch.cat([classifier.body(c.to(device)).double().cpu() for c in _centred(images, levels).split(1000)])
+
+
+@torch.no_grad()
+def accuracy(classifier: Classifier, data: images_data.Images) -> float:
+    """Fraction of ``data`` the classifier labels correctly."""
+    device = next(classifier.parameters()).device
+    logits = classifier(_centred(data.images, data.levels).to(device)).cpu()
+    return (logits.argmax(1) == data.labels).double().mean().item()
+
+
+def frechet_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
+    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^{1/2} S_b S_a^{1/2})^{1/2}), by symmetric eigendecompositions."""
+    mu_a, cov_a, mu_b, cov_b = (a.double() for a in (mu_a, cov_a, mu_b, cov_b))
+    vals, vecs = torch.linalg.eigh(cov_a)
+    root_a = vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+    middle = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum()
+    return ((mu_a - mu_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * middle).item()
+
+
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets ``[N, F]`` and ``[M, F]``."""
+    if feats_a.ndim != 2 or feats_b.ndim != 2 or feats_a.shape[1] != feats_b.shape[1] or min(len(feats_a),
+                                                                                              len(feats_b)) < 2:
+        raise ValueError(f"need two feature sets [N >= 2, F] with the same F, got {tuple(feats_a.shape)} and "
+                         f"{tuple(feats_b.shape)}")
+    stats = [(f.double().mean(0), torch.cov(f.double().T)) for f in (feats_a, feats_b)]
+    return frechet_from_stats(*stats[0], *stats[1])
+
+
+class FIDUnavailable(RuntimeError):
+    """FID cannot be computed here: torch-fidelity is missing or its Inception weights cannot be fetched."""
+
+
+def fid(samples: torch.Tensor, reference: torch.Tensor, levels: int = 256) -> float:
+    """FID between two image sets (uint8 ``[N, C, H, W]`` or z in [-1, 1]) with torch-fidelity's Inception-v3.
+
+    Raises:
+        FIDUnavailable: torch-fidelity is not installed (``pip install 'f2d2mini[fid]'``) or its Inception weights
+            are neither cached nor downloadable (no network); use :func:`frechet_distance` with
+            :func:`train_classifier` instead.
+    """
+    try:
+        import torch_fidelity
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
+    except ImportError as err:
+        raise FIDUnavailable("FID needs torch-fidelity: pip install 'f2d2mini[fid]'") from err
+    try:
+        FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])  # fetches the weights into torch's hub cache
+    except Exception as err:  # urllib / http / OS errors, depending on what failed
+        raise FIDUnavailable(
+            f"FID needs torch-fidelity's Inception-v3 weights, which are not cached and could not be downloaded from "
+            f"{URL_INCEPTION_V3} ({type(err).__name__}: {err}). Copy that file into {torch.hub.get_dir()}/checkpoints "
+            f"on a machine without network, or use the download-free f2d2mini.images.quality.frechet_distance "
+            f"with train_classifier.") from err
+
+    def as_dataset(x):
+        k = images_data.quantize(x, levels) if x.dtype != torch.uint8 else x
+        k = (k.float() * (255 / (levels - 1))).round().to(torch.uint8)  # to 8 bits
+        return _Uint8Images(k.expand(-1, 3, -1, -1) if k.shape[1] == 1 else k)
+
+    metrics = torch_fidelity.calculate_metrics(input1=as_dataset(samples.cpu()), input2=as_dataset(reference.cpu()),
+                                               fid=True, cuda=torch.cuda.is_available(), verbose=False)
+    return float(metrics["frechet_inception_distance"])
+
+
+class _Uint8Images(torch.utils.data.Dataset):
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
+def grid(images: torch.Tensor, levels: int = 256, nrow: int = 8, ax=None, title: str | None = None):
+    """Draws uint8 images (or samples z in [-1, 1]) as one grid with torchvision's ``make_grid``; returns the
+    ``[H, W, 3]`` float array in [0, 1] (and shows it on ``ax`` when given)."""
+    from torchvision.utils import make_grid
+
+    z = _centred(images.cpu(), levels).clamp(-1, 1)
+    array = make_grid((z + 1) / 2, nrow=nrow, padding=1, pad_value=1.0).permute(1, 2, 0).numpy()
+    if ax is not None:
+        ax.imshow(array, interpolation="nearest")
+        ax.set_axis_off()
+        if title:
+            ax.set_title(title)
+    return array

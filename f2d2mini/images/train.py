@@ -1,0 +1,125 @@
+"""Training on images with the 2-D losses and loop: a U-Net teacher and its F2D2 joint flow map (book chapter 7).
+
+Nothing here is image-specific but the data and the network: the teacher minimises
+:func:`f2d2mini.train.teacher_loss`, the flow map :func:`f2d2mini.train.distill_loss` (Hutchinson divergence
+targets, phased), both through :func:`f2d2mini.train.fit` (EMA, clipping, bf16 autocast on CUDA, checkpoints and
+resume). One recipe per dataset: ``RECIPES["digits" | "mnist" | "cifar10"]``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from f2d2mini import checks, losses
+from f2d2mini import train as loop
+from f2d2mini.images import data as images_data
+from f2d2mini.images import unet
+
+__all__ = ["ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "recipe", "teacher", "distill"]
+
+
+@dataclass(frozen=True)
+class ImageTeacherConfig(loop.LoopConfig):
+    """Flow-matching U-Net teacher on images. Defaults: 8x8 digits on a CPU (about 3 minutes on one core)."""
+
+    steps: int = 1500
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup: int = 100
+    ema_decay: float = 0.999
+    net: unet.UNetConfig = field(default_factory=lambda: unet.UNetConfig(widths=(16, 32), embed_dim=64))
+    sigma0: float = 1.0  # base N(0, sigma0^2 I)
+    time_power: float = 1.0  # t = 1 - (1 - U)^time_power
+
+
+@dataclass(frozen=True)
+class ImageDistillConfig(loop.DistillConfig):
+    """F2D2 on images: the 2-D distillation settings with Hutchinson targets; the map copies the teacher's U-Net
+    (warm start: u = v, D = 0) and adds the divergence head. Defaults: digits on a CPU."""
+
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup: int = 50
+    warm_steps: int = 100  # phase 1: velocity part only (short: the warm start already gives u = v)
+    d_weight: float = 1.0  # weight of the D loss in phase 2
+    divergence: str = "hutchinson"  # Rademacher probes: one reverse pass each
+    probes: int = 1
+    div_scale: float = 64.0  # R, about the number of dimensions d
+    div_hidden: int = 128  # hidden units of the divergence head
+    net: unet.UNetConfig | None = None  # unused: the map copies the teacher's U-Net
+
+
+class Recipe(NamedTuple):
+    """The configs of one dataset: ``teacher`` and ``distill``, and the ``rule`` of the flow map."""
+
+    teacher: ImageTeacherConfig
+    distill: ImageDistillConfig
+    rule: str = "shortcut"  # no JVP: the cheapest rule per step, and the paper's CIFAR-10 recipe
+
+
+MNIST_NET = unet.UNetConfig(channels=1, size=28, widths=(32, 64, 128), blocks=1, embed_dim=128)
+CIFAR_NET = unet.UNetConfig(channels=3, size=32, widths=(128, 256, 256), blocks=2, embed_dim=256, groups=32)
+RECIPES = {
+    "digits": Recipe(ImageTeacherConfig(), ImageDistillConfig()),
+    "mnist": Recipe(ImageTeacherConfig(steps=6000, batch_size=256, lr=1e-3, net=MNIST_NET, device="auto",
+                                       bf16=True),
+                    ImageDistillConfig(steps=4000, batch_size=256, warm_steps=1000, div_scale=784.0, device="auto",
+                                       bf16=True)),
+    "cifar10": Recipe(ImageTeacherConfig(steps=200_000, batch_size=128, lr=2e-4, warmup=5000, ema_decay=0.9999,
+                                         net=CIFAR_NET, device="auto", bf16=True),
+                      ImageDistillConfig(steps=100_000, batch_size=128, lr=1e-4, warmup=2000, warm_steps=20_000,
+                                         ema_decay=0.9999, div_scale=3072.0, device="auto", bf16=True)),
+}
+
+
+def recipe(name: str) -> Recipe:
+    """The configs of ``name`` (one of :data:`f2d2mini.images.data.DATASETS`)."""
+    checks.choice(name, RECIPES, "dataset")
+    return RECIPES[name]
+
+
+def _check_shape(data: images_data.Images, net: unet.UNetConfig) -> None:
+    if tuple(data.images.shape[1:]) != (net.channels, net.size, net.size):
+        raise ValueError(f"{data.name} images have shape {tuple(data.images.shape[1:])} but the network expects "
+                         f"{(net.channels, net.size, net.size)}; use the recipe of {data.name}")
+
+
+def teacher(data: images_data.Images, config: ImageTeacherConfig = ImageTeacherConfig(), seed: int = 0, *,
+            state_path: str | Path | None = None, resume: bool = False) -> unet.UNetVelocity:
+    """Trains a U-Net velocity v(x, t) by flow matching on dequantized ``data`` in [-1, 1]; returns its EMA.
+
+    ``state_path`` / ``resume``: the training state written every ``config.checkpoint_every`` steps, and
+    continuing from it after an interrupt (see :func:`f2d2mini.train.fit`).
+    """
+    _check_shape(data, config.net)
+    torch.manual_seed(seed)
+    model = unet.UNetVelocity(config.net)
+    draw = images_data.batches(data, config.batch_size, config.sigma0)
+    return loop.fit(model, loop.teacher_loss(draw, config.time_power), config, seed=seed,
+                    desc=f"teacher {data.name}", state_path=state_path, resume=resume, unit="img")
+
+
+def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: str = "lsd",
+            config: ImageDistillConfig = ImageDistillConfig(), seed: int = 0, *, sigma0: float = 1.0,
+            state_path: str | Path | None = None, resume: bool = False) -> unet.UNetFlowMap:
+    """F2D2 on images: warm-starts a :class:`~f2d2mini.images.unet.UNetFlowMap` from the teacher (u = v, D = 0)
+    and trains it with :func:`f2d2mini.train.distill_loss` (rule ``rule``, Hutchinson targets); returns its EMA."""
+    checks.choice(rule, losses.RULES, "rule")
+    checks.choice(config.divergence, ("exact", "hutchinson"), "divergence")
+    if not isinstance(teacher_model, unet.UNetVelocity):
+        raise TypeError(f"teacher must be a UNetVelocity (to warm-start the map), got {type(teacher_model).__name__}")
+    _check_shape(data, teacher_model.config)
+    torch.manual_seed(seed)
+    model = unet.UNetFlowMap.from_teacher(teacher_model, config.div_scale, sigma0, config.div_hidden)
+    device = loop.resolve_device(config.device)
+    frozen = copy.deepcopy(teacher_model).to(device).eval().requires_grad_(False)
+    draw = images_data.batches(data, config.batch_size, sigma0)
+    loss_fn = loop.distill_loss(frozen, draw, rule, config, model.config.div_scale)
+    return loop.fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {data.name}", state_path=state_path,
+                    resume=resume, unit="img")

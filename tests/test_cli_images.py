@@ -1,0 +1,62 @@
+"""``f2d2mini images ...``: a tiny digits round trip (teacher, resume, distill, bpd, sample) and clear exits on bad
+input; and the GPU check script's --tiny mode on the CPU."""
+
+import pytest
+import torch
+
+from f2d2mini import cli
+from f2d2mini.images import cli as images_cli
+from f2d2mini.images import gpu_check
+
+TINY = ("--steps", "6", "--batch-size", "8", "--device", "cpu")
+
+
+def run(capsys, *argv):
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit_:  # argparse exits on its own errors
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_digits_round_trip(capsys, tmp_path):
+    teacher, fmap = tmp_path / "teacher_digits.pt", tmp_path / "f2d2_digits.pt"
+    code, text = run(capsys, "images", "teacher", "--data", "digits", *TINY, "--checkpoint-every", "3",
+                     "--out", str(teacher))
+    assert code == 0 and teacher.is_file() and "saved" in text
+    state = images_cli.state_path(teacher)
+    assert state.name == "teacher_digits.state.pt" and torch.load(state, weights_only=True)["step"] == 6
+    code, text = run(capsys, "images", "teacher", "--data", "digits", *TINY, "--out", str(teacher), "--resume")
+    assert code == 0 and "saved" in text  # resumed at the last step: nothing left to train
+    code, text = run(capsys, "images", "distill", "--data", "digits", *TINY, "--warm-steps", "2", "--teacher",
+                     str(teacher), "--out", str(fmap))
+    assert code == 0 and fmap.is_file()
+    code, text = run(capsys, "images", "bpd", str(fmap), "--teacher", str(teacher), "--n", "8", "--solver", "euler",
+                     "--ode-steps", "2", "--ks", "1", "2", "--device", "cpu")
+    assert code == 0 and "teacher ODE euler-2" in text and "F2D2 K = 2" in text
+    png = tmp_path / "grid.png"
+    code, text = run(capsys, "images", "sample", str(fmap), "--n", "4", "--steps", "2", "--out", str(png),
+                     "--device", "cpu")
+    assert code == 0 and png.stat().st_size > 0 and "2 jumps" in text
+    code, text = run(capsys, "images", "bpd", str(teacher), "--device", "cpu")
+    assert code == 2 and "holds a UNetVelocity; expected a UNetFlowMap" in text
+
+
+def test_bad_inputs_exit_2(capsys, tmp_path):
+    code, text = run(capsys, "images", "teacher", "--data", "svhn")
+    assert code == 2 and "invalid choice: 'svhn'" in text and "cifar10" in text
+    code, text = run(capsys, "images", "teacher", "--data", "digits", *TINY, "--out", str(tmp_path / "t.pt"),
+                     "--resume")
+    assert code == 2 and "cannot resume: no training state at" in text
+    code, text = run(capsys, "images", "teacher", "--data", "digits", *TINY, "--rule", "lsd")
+    assert code == 2 and "unrecognized arguments: --rule" in text
+
+
+def test_gpu_check_tiny_runs_on_the_cpu(capsys, tmp_path):
+    if not gpu_check.default_mnist_dir().is_dir():
+        pytest.skip(f"MNIST test files not found in {gpu_check.MNIST_CANDIDATES}")
+    code = gpu_check.main(["--tiny", "--device", "cpu", "--json", str(tmp_path / "gpu.json")])
+    text = capsys.readouterr().out
+    assert code == 0 and "F2D2 K = 8" in text and "CIFAR-10 config" in text and (tmp_path / "gpu.json").is_file()
+    assert gpu_check.main(["--mnist", str(tmp_path), "--device", "cpu"]) == 2
