@@ -66,3 +66,17 @@ def test_diverging_loss_stops_with_a_clear_error():
 
     with pytest.raises(FloatingPointError, match="loss became nan at step 0"):
         f2.train.fit(torch.nn.Linear(2, 2), loss_fn, dataclasses.replace(TINY, steps=5))
+
+
+def test_grid_pairs_are_single_steps_of_the_evaluation_grids():
+    from f2d2mini.train import _grid_pairs
+
+    t, s = _grid_pairs(4000, (1, 2, 4, 8), torch.Generator().manual_seed(0))
+    gap = (s - t).abs()
+    steps = torch.round(1 / gap)
+    assert set(steps.tolist()) == {1.0, 2.0, 4.0, 8.0}  # every K is drawn, one step of 1/K each
+    torch.testing.assert_close(gap * steps, torch.ones_like(gap))
+    torch.testing.assert_close(t * steps, torch.round(t * steps))  # t and s on the grid k / K
+    torch.testing.assert_close(s * steps, torch.round(s * steps))
+    backward = (s < t).double().mean().item()
+    assert abs(backward - 0.5) < 5 * 0.5 / 4000**0.5  # both directions, equally often
