@@ -7,6 +7,7 @@ import math
 import os
 import pickle
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -328,10 +329,17 @@ def test_classifier_features_separate_data_from_noise():
     assert quality.frechet_distance(noise, real) > 5 * same  # same: the finite-sample floor of two halves
 
 
+def test_fid_without_torch_fidelity_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import fails as if not installed
+    x = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+    with pytest.raises(quality.FIDUnavailable, match=r"pip install 'f2d2mini\[fid\]'"):
+        quality.fid(x, x, levels=17)
+
+
 def test_fid_without_weights_says_what_to_do(monkeypatch):
     import urllib.error
 
-    from torch_fidelity import feature_extractor_inceptionv3 as inception
+    inception = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
