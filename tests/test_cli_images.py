@@ -3,21 +3,12 @@ input; and the GPU check script's --tiny mode on the CPU."""
 
 import pytest
 import torch
+from test_cli import run  # the same capture of exit code and output as the 2-D command tests
 
-from f2d2mini import cli
 from f2d2mini.images import cli as images_cli
 from f2d2mini.images import gpu_check
 
 TINY = ("--steps", "6", "--batch-size", "8", "--device", "cpu")
-
-
-def run(capsys, *argv):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit_:  # argparse exits on its own errors
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 def test_digits_round_trip(capsys, tmp_path):
