@@ -19,7 +19,7 @@ from torch import nn
 from f2d2mini import base, checks, nets
 
 __all__ = ["FlowMapOutput", "FlowMapConfig", "JointFlowMap", "ODEFlowMap", "Jumps", "jumps", "sample", "log_prob",
-           "REVERSALS"]
+           "REVERSALS", "FewStepMethods"]
 
 REVERSALS = ("exact", "first_order")
 
@@ -46,7 +46,25 @@ class FlowMapConfig(nets.MLPConfig):
     sigma0: float = 1.0  # base N(0, sigma0^2 I) at t = 0
 
 
-class JointFlowMap(nn.Module):
+class FewStepMethods:
+    """``model.sample`` and ``model.log_prob`` for a flow-map module with ``config.sigma0`` and ``event_shape``."""
+
+    def sample(self, n_or_x0, steps: int = 2, *, seed: int | None = None, return_log_prob: bool = False):
+        """Few-step samples from n fresh draws of the base (or from a noise tensor), and optionally the model's
+        log-density of each; see :func:`sample`."""
+        if isinstance(n_or_x0, torch.Tensor):
+            x0 = n_or_x0
+        else:
+            device = next(self.parameters()).device
+            x0 = base.sample(n_or_x0, self.event_shape, self.config.sigma0, seed=seed, device=device)
+        return sample(self, x0, steps, sigma0=self.config.sigma0, return_log_prob=return_log_prob)
+
+    def log_prob(self, x: torch.Tensor, steps: int = 4, reversal: str = "exact") -> torch.Tensor:
+        """Few-step log-likelihood of data x ``[B, *event_shape]``; see :func:`log_prob`."""
+        return log_prob(self, x, steps, reversal=reversal, sigma0=self.config.sigma0)
+
+
+class JointFlowMap(FewStepMethods, nn.Module):
     """An MLP on [features(x), embed(t), embed(s)] with a velocity head u (d outputs) and a divergence head D.
 
     Call ``model(x, t, s) -> FlowMapOutput(u, D)`` with x ``[B, d]`` and t, s floats or ``[B]`` tensors.
@@ -91,18 +109,10 @@ class JointFlowMap(nn.Module):
         h = self.net(torch.cat([self.features(x), self.embed(t), self.embed(s)], dim=1))
         return FlowMapOutput(h[:, : self.config.dim], self.config.div_scale * h[:, self.config.dim])
 
-    def sample(self, n_or_x0, steps: int = 2, *, seed: int | None = None, return_log_prob: bool = False):
-        """Few-step samples (and the model's log-density of each); see :func:`sample`."""
-        if isinstance(n_or_x0, torch.Tensor):
-            x0 = n_or_x0
-        else:
-            device = next(self.parameters()).device
-            x0 = base.sample(n_or_x0, (self.config.dim,), self.config.sigma0, seed=seed, device=device)
-        return sample(self, x0, steps, sigma0=self.config.sigma0, return_log_prob=return_log_prob)
-
-    def log_prob(self, x: torch.Tensor, steps: int = 4, reversal: str = "exact") -> torch.Tensor:
-        """Few-step log-likelihood of data; see :func:`log_prob`."""
-        return log_prob(self, x, steps, reversal=reversal, sigma0=self.config.sigma0)
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """Shape of one point: ``(d,)``."""
+        return (self.config.dim,)
 
 
 class ODEFlowMap(nn.Module):

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from f2d2mini import base, checkpoint, checks, flowmap, losses, nets, toy
+from f2d2mini import base, checkpoint, checks, flowmap, losses, nets, ode, toy
 
 __all__ = ["LoopConfig", "TeacherConfig", "DistillConfig", "History", "fit", "teacher", "distill", "resolve_device",
            "DEVICES", "teacher_loss", "distill_loss", "density_batches"]
@@ -299,16 +299,11 @@ def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillCon
     architecture and ``config.net.div_scale``; any other callable (e.g. ``GaussianMixture.velocity``) gets a
     fresh map of architecture ``config.net``. Returns the EMA model with ``.history``.
     """
-    checks.choice(rule, losses.RULES, "rule")
-    checks.choice(config.divergence, ("exact", "hutchinson"), "divergence")
     torch.manual_seed(seed)
     if isinstance(teacher, nets.VelocityMLP):
         model = flowmap.JointFlowMap.from_teacher(teacher, config.net.div_scale, config.net.sigma0)
     else:
         model = flowmap.JointFlowMap(config.net)
-    device = resolve_device(config.device)
-    if isinstance(teacher, nn.Module):
-        teacher = copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
     draw = density_batches(density, config.batch_size, model.config.sigma0, seed)
     loss_fn = distill_loss(teacher, draw, rule, config, model.config.div_scale)
     return fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {density.name}")
@@ -319,8 +314,12 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
 
     A fraction ``config.diagonal_fraction`` of the batch gets the tangent loss against ``teacher``, the rest the
     off-diagonal ``rule`` at (t, s) over the whole square; the D terms have weight 0 before ``config.warm_steps``.
+    A teacher module is used through a frozen copy on ``config.device``.
     """
     checks.choice(rule, losses.RULES, "rule")
+    checks.choice(config.divergence, ode.DIVERGENCES, "divergence")
+    if isinstance(teacher, nn.Module):
+        teacher = copy.deepcopy(teacher).to(resolve_device(config.device)).eval().requires_grad_(False)
     rule_loss, n_diag = losses.RULE_LOSSES[rule], round(config.batch_size * config.diagonal_fraction)
     if not 0 < n_diag < config.batch_size:
         raise ValueError(f"batch_size {config.batch_size} with diagonal_fraction {config.diagonal_fraction} leaves "

@@ -8,14 +8,13 @@ resume). One recipe per dataset: ``RECIPES["digits" | "mnist" | "cifar10"]``.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-from f2d2mini import checks, losses
+from f2d2mini import checks
 from f2d2mini import train as loop
 from f2d2mini.images import data as images_data
 from f2d2mini.images import unet
@@ -110,16 +109,12 @@ def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: st
             state_path: str | Path | None = None, resume: bool = False) -> unet.UNetFlowMap:
     """F2D2 on images: warm-starts a :class:`~f2d2mini.images.unet.UNetFlowMap` from the teacher (u = v, D = 0)
     and trains it with :func:`f2d2mini.train.distill_loss` (rule ``rule``, Hutchinson targets); returns its EMA."""
-    checks.choice(rule, losses.RULES, "rule")
-    checks.choice(config.divergence, ("exact", "hutchinson"), "divergence")
     if not isinstance(teacher_model, unet.UNetVelocity):
         raise TypeError(f"teacher must be a UNetVelocity (to warm-start the map), got {type(teacher_model).__name__}")
     _check_shape(data, teacher_model.config)
     torch.manual_seed(seed)
     model = unet.UNetFlowMap.from_teacher(teacher_model, config.div_scale, sigma0, config.div_hidden)
-    device = loop.resolve_device(config.device)
-    frozen = copy.deepcopy(teacher_model).to(device).eval().requires_grad_(False)
     draw = images_data.batches(data, config.batch_size, sigma0)
-    loss_fn = loop.distill_loss(frozen, draw, rule, config, model.config.div_scale)
+    loss_fn = loop.distill_loss(teacher_model, draw, rule, config, model.config.div_scale)
     return loop.fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {data.name}", state_path=state_path,
                     resume=resume, unit="img")

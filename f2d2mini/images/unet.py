@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from f2d2mini import checks, nets
-from f2d2mini.flowmap import FlowMapOutput, log_prob, sample
+from f2d2mini.flowmap import FewStepMethods, FlowMapOutput
 
 __all__ = ["UNetConfig", "UNetFlowMapConfig", "UNet", "UNetVelocity", "UNetFlowMap"]
 
@@ -151,7 +151,7 @@ class UNetVelocity(nn.Module):
         return self.body(x, [t])[0]
 
 
-class UNetFlowMap(nn.Module):
+class UNetFlowMap(FewStepMethods, nn.Module):
     """The joint flow map of images: ``model(x, t, s) -> FlowMapOutput(u [B, C, H, W], D [B])``, with t and s
     floats or ``[B]`` tensors; D is in natural units (nats per unit time), the head regresses D / R."""
 
@@ -190,18 +190,7 @@ class UNetFlowMap(nn.Module):
         u, pooled = self.body(x, [t, s])
         return FlowMapOutput(u, self.config.div_scale * self.div_head(pooled)[:, 0])
 
-    def sample(self, n_or_x0, steps: int = 2, *, seed: int | None = None, return_log_prob: bool = False):
-        """Few-step samples in [-1, 1] (and the model's log-density of each); see :func:`f2d2mini.flowmap.sample`."""
-        from f2d2mini import base
-
-        c = self.config
-        if isinstance(n_or_x0, torch.Tensor):
-            x0 = n_or_x0
-        else:
-            device = next(self.parameters()).device
-            x0 = base.sample(n_or_x0, (c.channels, c.size, c.size), c.sigma0, seed=seed, device=device)
-        return sample(self, x0, steps, sigma0=c.sigma0, return_log_prob=return_log_prob)
-
-    def log_prob(self, x: torch.Tensor, steps: int = 4, reversal: str = "exact") -> torch.Tensor:
-        """K-step log-density of points x ``[B, C, H, W]`` in [-1, 1]; see :func:`f2d2mini.flowmap.log_prob`."""
-        return log_prob(self, x, steps, reversal=reversal, sigma0=self.config.sigma0)
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """Shape of one image: ``(C, H, W)``; samples and data live in [-1, 1]."""
+        return (self.config.channels, self.config.size, self.config.size)
