@@ -31,11 +31,13 @@ CHECKPOINT_DIR = Path("data/checkpoints")
 USAGE_ERROR = 2
 
 
-def _add_training_args(parser: argparse.ArgumentParser, defaults: train.LoopConfig, device: dict) -> None:
-    """The loop settings that every training subcommand exposes, with the config's defaults."""
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
+def _add_training_args(parser: argparse.ArgumentParser, defaults: train.LoopConfig | None, device: dict) -> None:
+    """The loop settings that every training subcommand exposes, with the config's defaults (``None``: left to
+    the command, e.g. the rule's defaults of ``train.distill_config``)."""
+    default = lambda name: None if defaults is None else getattr(defaults, name)  # noqa: E731
+    parser.add_argument("--steps", type=int, default=default("steps"))
+    parser.add_argument("--batch-size", type=int, default=default("batch_size"))
+    parser.add_argument("--lr", type=float, default=default("lr"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", **device)
 
@@ -55,9 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--rule", choices=losses.RULES, default="lsd")
     d.add_argument("--teacher", type=Path, help="teacher checkpoint (default: data/checkpoints/teacher_DENSITY.pt)")
     d.add_argument("--out", type=Path, help="checkpoint path (default: data/checkpoints/f2d2_RULE_DENSITY.pt)")
-    distill_defaults = train.DistillConfig()
-    _add_training_args(d, distill_defaults, device)
-    d.add_argument("--warm-steps", type=int, default=distill_defaults.warm_steps)
+    _add_training_args(d, None, device)  # unset: the rule's own defaults, train.distill_config(rule)
+    d.add_argument("--warm-steps", type=int, help="steps before the D head joins (default: the rule's)")
 
     e = sub.add_parser("eval", help="log-likelihood of held-out samples under a saved teacher or flow map")
     e.add_argument("checkpoint", type=Path)
@@ -100,8 +101,8 @@ def _cmd_teacher(args) -> int:
 def _cmd_distill(args) -> int:
     device = train.resolve_device(args.device)
     teacher = checkpoint.load(args.teacher or pretrained.teacher_path(args.density, CHECKPOINT_DIR), device)
-    config = train.DistillConfig(steps=args.steps, warm_steps=args.warm_steps, batch_size=args.batch_size,
-                                 lr=args.lr, device=args.device)
+    given = dict(steps=args.steps, warm_steps=args.warm_steps, batch_size=args.batch_size, lr=args.lr)
+    config = train.distill_config(args.rule, device=args.device, **{k: v for k, v in given.items() if v is not None})
     model = train.distill(teacher, toy.density(args.density), args.rule, config, seed=args.seed)
     out = args.out or pretrained.flow_map_path(args.density, args.rule, CHECKPOINT_DIR)
     checkpoint.save(model, out, {"density": args.density, "rule": args.rule, "seed": args.seed,

@@ -10,7 +10,8 @@ from typing import NamedTuple
 import torch
 
 __all__ = ["LossOutput", "Targets", "interpolate", "flow_matching", "teacher_targets", "regress", "tangent",
-           "shortcut", "meanflow", "meanflow_target", "lsd", "lsd_prediction", "RULES", "RULE_LOSSES"]
+           "shortcut", "meanflow", "meanflow_target", "lsd", "lsd_prediction", "RULES", "RULE_LOSSES",
+           "ADAPTIVE_EPS"]
 
 
 class LossOutput(NamedTuple):
@@ -69,24 +70,35 @@ def teacher_targets(teacher, x: torch.Tensor, t: torch.Tensor, divergence: str =
     return Targets(out.value.detach().to(x.dtype), -out.divergence.detach().to(x.dtype))  # float32 under autocast
 
 
-def regress(out, target: Targets, d_weight: float, div_scale: float, prefix: str) -> LossOutput:
-    """|u - target.u|^2 + d_weight ((D - target.D) / R)^2, averaged over the batch (summed over axes)."""
-    loss_u = (out.u.float() - target.u.float()).flatten(1).pow(2).sum(1).mean()  # float32 even under bf16 autocast
-    loss_d = ((out.D.float() - target.D.float()) / div_scale).pow(2).mean()
-    loss = loss_u + d_weight * loss_d
-    return LossOutput(loss, {f"{prefix}/u": loss_u.item(), f"{prefix}/D": loss_d.item()})
+ADAPTIVE_EPS = 1e-3  # c in MeanFlow's adaptive weight 1 / (e + c)^p: keeps the weight finite where e = 0
+
+
+def regress(out, target: Targets, d_weight: float, div_scale: float, prefix: str,
+            adaptive_power: float = 0.0) -> LossOutput:
+    """e = |u - target.u|^2 + d_weight ((D - target.D) / R)^2 per point (summed over axes), averaged over the batch.
+
+    ``adaptive_power`` p > 0 weights each point by sg[1 / (e + c)^p] (MeanFlow's adaptive loss weighting, Geng et
+    al., 2025): p = 1 is close to a robust (log-like) loss, which tames rare huge errors. The metrics stay plain
+    squared errors either way.
+    """
+    err_u = (out.u.float() - target.u.float()).flatten(1).pow(2).sum(1)  # float32 even under bf16 autocast
+    err_d = ((out.D.float() - target.D.float()) / div_scale).pow(2)
+    err = err_u + d_weight * err_d
+    if adaptive_power:
+        err = err / (err.detach() + ADAPTIVE_EPS) ** adaptive_power
+    return LossOutput(err.mean(), {f"{prefix}/u": err_u.mean().item(), f"{prefix}/D": err_d.mean().item()})
 
 
 def _bcast(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t.view(-1, *([1] * (x.ndim - 1)))
 
 
-def tangent(model, target: Targets, x, t, *, d_weight=1.0, div_scale=1.0) -> LossOutput:
+def tangent(model, target: Targets, x, t, *, d_weight=1.0, div_scale=1.0, adaptive_power=0.0) -> LossOutput:
     """Tangent condition: u(x, t, t) = v(x, t) and D(x, t, t) = -div v(x, t)."""
-    return regress(model(x, t, t), target, d_weight, div_scale, "tangent")
+    return regress(model(x, t, t), target, d_weight, div_scale, "tangent", adaptive_power)
 
 
-def shortcut(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, **_) -> LossOutput:
+def shortcut(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, adaptive_power=0.0, **_) -> LossOutput:
     """Semigroup: with r = (t + s) / 2 and x_r = x + (r - t) u(x, t, r), the jump t -> s is the average of the
     two half jumps: u(x, t, s) <- sg[(u(x, t, r) + u(x_r, r, s)) / 2], and the same for D."""
     r = (t + s) / 2
@@ -94,7 +106,7 @@ def shortcut(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, **_) -> Lo
         first = model(x, t, r)
         second = model(x + _bcast(r - t, x) * first.u, r, s)
         target = Targets((first.u + second.u) / 2, (first.D + second.D) / 2)
-    return regress(model(x, t, s), target, d_weight, div_scale, "shortcut")
+    return regress(model(x, t, s), target, d_weight, div_scale, "shortcut", adaptive_power)
 
 
 def meanflow_target(model, tangent_target: Targets, x, t, s):
@@ -114,11 +126,11 @@ def meanflow_target(model, tangent_target: Targets, x, t, s):
 
 
 def meanflow(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence="exact", probes=1,
-             generator=None) -> LossOutput:
+             generator=None, adaptive_power=0.0) -> LossOutput:
     """MeanFlow rule: regress (u, D) at (x, t, s) onto :func:`meanflow_target` with the teacher's v, -div v."""
     tv = teacher_targets(teacher, x, t, divergence, probes, generator)
     out, target = meanflow_target(model, tv, x, t, s)
-    return regress(out, target, d_weight, div_scale, "meanflow")
+    return regress(out, target, d_weight, div_scale, "meanflow", adaptive_power)
 
 
 def lsd_prediction(model, x, t, s):
@@ -134,11 +146,11 @@ def lsd_prediction(model, x, t, s):
 
 
 def lsd(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence="exact", probes=1,
-        generator=None) -> LossOutput:
+        generator=None, adaptive_power=0.0) -> LossOutput:
     """Lagrangian rule: d_s X <- sg[v(X, s)] and D + (s - t) d_s D <- sg[-div v(X, s)] at the end point X."""
     end, pred = lsd_prediction(model, x, t, s)
     return regress(pred, teacher_targets(teacher, end.detach(), s, divergence, probes, generator), d_weight,
-                   div_scale, "lsd")
+                   div_scale, "lsd", adaptive_power)
 
 
 RULE_LOSSES = {"shortcut": shortcut, "meanflow": meanflow, "lsd": lsd}

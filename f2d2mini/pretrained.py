@@ -52,12 +52,13 @@ def teacher(density: str, directory: str | os.PathLike = CHECKPOINT_DIR, seed: i
 
 def flow_map(density: str, rule: str = "lsd", directory: str | os.PathLike = CHECKPOINT_DIR, seed: int = 0):
     """The shipped F2D2 joint flow map of ``density`` distilled with ``rule`` (eval mode); distilled from
-    :func:`teacher` with the default :class:`~f2d2mini.train.DistillConfig` (tiny in fast mode) if missing."""
+    :func:`teacher` with the rule's default config, :func:`~f2d2mini.train.distill_config` (tiny in fast mode),
+    if missing."""
     checks.choice(rule, losses.RULES, "rule")
     path = flow_map_path(density, rule, directory)
     if path.exists():
         return checkpoint.load(path).eval()
-    config = _budget(train.DistillConfig())
+    config = _budget(train.distill_config(rule))
     if fast_mode():
         config = replace(config, warm_steps=FAST_STEPS // 3)
     return train.distill(teacher(density, directory, seed), toy.density(density), rule, config, seed=seed)

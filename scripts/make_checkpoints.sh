@@ -7,7 +7,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 for density in checkerboard gaussians8; do
   f2d2mini teacher --density "$density" --device cpu --seed 0
 done
-# F2D2 flow maps distilled from those teachers with each rule (default DistillConfig, seed 0), 3-5 minutes each.
+# F2D2 flow maps distilled from those teachers with each rule (its defaults, train.distill_config(rule), seed 0),
+# about 5 minutes each.
 for rule in lsd shortcut meanflow; do
   for density in checkerboard gaussians8; do
     f2d2mini distill --density "$density" --rule "$rule" --device cpu --seed 0

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import f2d2mini as f2
 from f2d2mini import cli
 
 
@@ -81,6 +82,10 @@ def test_distill_eval_and_bench_f2d2(capsys, tmp_path):
                      "--teacher", str(ckpts / "teacher_gaussians8.pt"),
                      "--out", str(ckpts / "f2d2_shortcut_gaussians8.pt"))
     assert code == 0 and "saved" in text
+    saved = f2.load(ckpts / "f2d2_shortcut_gaussians8.pt").metadata["train_config"]
+    rule_defaults = f2.train.distill_config("shortcut")  # flags not given keep the rule's defaults
+    assert (saved["steps"], saved["warm_steps"], saved["lr"]) == (20, 5, rule_defaults.lr)
+    assert saved["adaptive_power"] == rule_defaults.adaptive_power
     code, text = run(capsys, "eval", str(ckpts / "f2d2_shortcut_gaussians8.pt"), "--n", "100", "--steps", "2")
     assert code == 0 and "flow map, 2 jumps" in text and "NFE 2" in text
     out = tmp_path / "f2d2.json"

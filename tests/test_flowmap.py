@@ -101,6 +101,21 @@ def test_the_exact_map_has_zero_loss_under_every_rule(rule):
     assert out.loss.item() < 1e-8
 
 
+def test_adaptive_weight_scales_each_points_gradient_by_one_over_its_error():
+    u = torch.tensor([[0.0, 0.0], [3.0, 0.0]], requires_grad=True)
+    D = torch.tensor([0.0, 0.0], requires_grad=True)
+    target = f2.losses.Targets(torch.tensor([[0.1, 0.0], [0.0, 0.0]]), torch.tensor([0.0, 2.0]))
+    d_weight, R, c = 0.5, 2.0, f2.losses.ADAPTIVE_EPS
+    err = torch.tensor([0.01, 9.0 + d_weight * 1.0])  # |du|^2 + d_weight (dD / R)^2 per point
+    plain = f2.losses.regress(f2.flowmap.FlowMapOutput(u, D), target, d_weight, R, "x")
+    (g_plain,) = torch.autograd.grad(plain.loss, u)
+    out = f2.losses.regress(f2.flowmap.FlowMapOutput(u, D), target, d_weight, R, "x", adaptive_power=1.0)
+    (g,) = torch.autograd.grad(out.loss, u)
+    assert math.isclose(out.loss.item(), (err / (err + c)).mean().item(), rel_tol=1e-6)
+    assert torch.allclose(g, g_plain / (err + c)[:, None])  # the weight is a stop-gradient constant per point
+    assert out.metrics == plain.metrics  # metrics stay plain squared errors
+
+
 def test_from_teacher_starts_at_the_teachers_velocity():
     teacher = f2.nets.VelocityMLP(f2.nets.MLPConfig(width=16, depth=2, time_frequencies=3))
     model = JointFlowMap.from_teacher(teacher, div_scale=3.0)

@@ -19,6 +19,17 @@ def test_config_is_frozen_and_runs_on_cpu():
         config.steps = 1
 
 
+def test_each_rule_has_its_own_cpu_defaults():
+    assert f2.train.distill_config("lsd") == f2.train.DistillConfig()
+    shortcut = f2.train.distill_config("shortcut", lr=1e-4)
+    assert shortcut.steps == f2.train.RULE_CHANGES["shortcut"]["steps"] and shortcut.lr == 1e-4
+    meanflow = f2.train.distill_config("meanflow")
+    assert meanflow.adaptive_power == 0.0 and meanflow.device == "cpu"
+    assert set(f2.train.RULE_CHANGES) == set(f2.losses.RULES)
+    with pytest.raises(ValueError, match="'euler'.*shortcut"):
+        f2.train.distill_config("euler")
+
+
 def test_learning_rate_warms_up_then_decays():
     config = f2.train.LoopConfig(steps=100, warmup=10, final_lr_ratio=0.1)
     factors = [f2.train._lr_factor(s, config) for s in range(100)]
