@@ -89,11 +89,8 @@ RULE_CHANGES = {
     "meanflow": {},
     # No JVP: a step costs about half of a Lagrangian one, so twice the steps fit the same 5 minutes. Times favour
     # the data end, where the likelihood error sits; half the pairs are steps of the evaluation grids; the adaptive
-    # weight keeps rare huge errors near cell edges from dominating. On the checkerboard these cut the 4-step error
-    # from 0.17 to 0.08 nats. (The Lagrangian map gained too, 0.155 -> 0.10, but its 1- and 2-step samples fell
-    # apart, 2-3x the teacher's sliced W2; MeanFlow diverged with them.) Shortcut's targets are its own half jumps,
-    # and that feedback can run away: at lr 2e-3 it blew up (u ~ 1e20), and at lr 1e-3 a 13,000-step run (seed 0)
-    # went NaN at step 4036; the 10,000-step runs of both densities and a 20,000-step checkerboard run did not.
+    # weight keeps rare huge errors near cell edges from dominating (measurements: benchmarks/results/f2d2.txt).
+    # The other rules lost sample quality (lsd) or diverged (meanflow) with these; Shortcut diverged at lr 2e-3.
     "shortcut": {"steps": 10_000, "warm_steps": 2000, "time_power": 2.0, "grid_fraction": 0.5,
                  "adaptive_power": 0.5},
 }
