@@ -2,7 +2,13 @@
 
 A checkpoint is one file holding a dict of plain data: a format tag, the model's class name, its architecture
 config as JSON, free-form JSON metadata (training config, loss history, ...) and the ``state_dict``. Loading
-never unpickles code; the model is rebuilt from the class name (a fixed list) and the config.
+never unpickles code; the model is rebuilt from the class name and the config. Model classes put themselves on
+the list of loadable classes with :func:`register` (this module imports no model module), and the training loop
+registers its ``History`` with :func:`register_attribute`, so a loaded model carries the same ``history`` and
+``metadata`` attributes as a freshly trained one.
+
+Commands write checkpoints under :data:`DEFAULT_DIR` with the names of :func:`teacher_path` and
+:func:`flow_map_path`.
 """
 
 from __future__ import annotations
@@ -17,23 +23,40 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "save", "load", "atomic_save", "FORMAT"]
+__all__ = ["CheckpointError", "save", "load", "atomic_save", "register", "register_attribute", "FORMAT",
+           "DEFAULT_DIR", "teacher_path", "flow_map_path"]
 
 FORMAT = "f2d2mini-checkpoint/1"
 CHECKPOINT_MODE = 0o644  # mkstemp creates 0600 files; checkpoints are meant to be shared
+DEFAULT_DIR = Path("data") / "checkpoints"  # where commands write and look, relative to the working directory
+_CLASSES: dict[str, type[nn.Module]] = {}  # the model classes a checkpoint may name
+_ATTRIBUTES: dict[str, type] = {}  # model attributes (dataclasses) saved in the metadata and restored on load
 
 
 class CheckpointError(ValueError):
     """A file that exists but is not a loadable f2d2mini checkpoint."""
 
 
-def _model_classes() -> dict[str, type[nn.Module]]:
-    """The classes a checkpoint may name (imported here to avoid import cycles)."""
-    from f2d2mini import flowmap, nets
-    from f2d2mini.images import unet
+def register(cls: type[nn.Module]) -> type[nn.Module]:
+    """Class decorator: lets checkpoints name ``cls``, which takes a frozen dataclass ``config`` (its only
+    argument, annotated) and has a ``state_dict``."""
+    _CLASSES[cls.__name__] = cls
+    return cls
 
-    return {cls.__name__: cls for cls in (nets.VelocityMLP, flowmap.JointFlowMap, unet.UNetVelocity,
-                                          unet.UNetFlowMap)}
+
+def register_attribute(name: str, cls: type) -> None:
+    """Saves a model's dataclass attribute ``name`` in the metadata and rebuilds it as ``cls`` on load."""
+    _ATTRIBUTES[name] = cls
+
+
+def teacher_path(name: str, directory: str | os.PathLike = DEFAULT_DIR) -> Path:
+    """``<directory>/teacher_<name>.pt`` for a density or dataset ``name``."""
+    return Path(directory) / f"teacher_{name}.pt"
+
+
+def flow_map_path(name: str, rule: str, directory: str | os.PathLike = DEFAULT_DIR) -> Path:
+    """``<directory>/f2d2_<rule>_<name>.pt`` for a density or dataset ``name``."""
+    return Path(directory) / f"f2d2_{rule}_{name}.pt"
 
 
 def _to_dataclass(cls, data: dict):
@@ -50,14 +73,16 @@ def _to_dataclass(cls, data: dict):
 def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> Path:
     """Writes ``model`` (which has a dataclass ``config``) to ``path``: a temporary file, then an atomic rename.
 
-    ``metadata`` (JSON-serialisable) is stored beside the weights; a ``model.history`` from training is added.
+    Stored beside the weights as JSON: ``model.metadata`` (set by training), updated with ``metadata``, and the
+    registered attributes (the training ``history``).
     """
     path = Path(path)
-    if type(model).__name__ not in _model_classes():
-        raise TypeError(f"cannot save {type(model).__name__}; savable models: {', '.join(_model_classes())}")
-    meta = dict(metadata or {})
-    if hasattr(model, "history"):
-        meta.setdefault("history", dataclasses.asdict(model.history))
+    if type(model).__name__ not in _CLASSES:
+        raise TypeError(f"cannot save {type(model).__name__}; savable models: {', '.join(_CLASSES)}")
+    meta = {**getattr(model, "metadata", {}), **(metadata or {})}
+    for name in _ATTRIBUTES:
+        if hasattr(model, name):
+            meta[name] = dataclasses.asdict(getattr(model, name))
     payload = {
         "format": FORMAT,
         "model": type(model).__name__,
@@ -88,7 +113,8 @@ def atomic_save(payload: dict, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuilds the model saved at ``path`` in eval mode, with its metadata as ``model.metadata``.
+    """Rebuilds the model saved at ``path`` in eval mode, with its metadata as ``model.metadata`` and the
+    registered attributes (``model.history``) as they were when it was saved.
 
     Raises:
         FileNotFoundError: nothing at ``path``.
@@ -104,16 +130,18 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Modu
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not an f2d2mini checkpoint: expected format {FORMAT!r}, found {found!r}")
-    classes = _model_classes()
     name = payload.get("model")
-    if name not in classes:
-        raise CheckpointError(f"{path} holds unknown model {name!r}; known models: {', '.join(classes)}")
-    cls = classes[name]
+    if name not in _CLASSES:
+        raise CheckpointError(f"{path} holds unknown model {name!r}; known models: {', '.join(_CLASSES)}")
+    cls = _CLASSES[name]
     config_cls = typing.get_type_hints(cls.__init__)["config"]
     try:
         model = cls(_to_dataclass(config_cls, json.loads(payload["config"])))
         model.load_state_dict(payload["state_dict"])
         model.metadata = json.loads(payload["metadata"])
+        for attr, attr_cls in _ATTRIBUTES.items():
+            if attr in model.metadata:
+                setattr(model, attr, attr_cls(**model.metadata.pop(attr)))
     except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: the weights do not match the saved {name} config: {err}") from err
     return model.to(device).eval()

@@ -8,7 +8,6 @@ them inside one.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -20,10 +19,6 @@ from f2d2mini import checks
 __all__ = ["DivergenceOutput", "exact", "hutchinson", "probes", "NOISES"]
 
 NOISES = ("rademacher", "gaussian")
-
-# torch's forward-mode AD scripts a few decompositions the first time it runs, and torch itself warns that
-# scripting is deprecated; the warning is about torch internals, not about anything a reader did.
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 
 class DivergenceOutput(NamedTuple):

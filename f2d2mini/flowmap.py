@@ -16,12 +16,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from f2d2mini import base, checks, nets
+from f2d2mini import base, checkpoint, checks, nets
 
-__all__ = ["FlowMapOutput", "FlowMapConfig", "JointFlowMap", "ODEFlowMap", "Jumps", "jumps", "sample", "log_prob",
-           "REVERSALS", "FewStepMethods"]
+__all__ = ["FlowMapOutput", "FlowMapConfig", "JointFlowMap", "ODEFlowMap", "Jumps", "Samples", "jumps", "sample",
+           "sample_and_log_prob", "log_prob", "REVERSALS", "EVAL_STEPS", "FewStepMethods"]
 
 REVERSALS = ("exact", "first_order")
+EVAL_STEPS = (1, 2, 4, 8)  # the numbers of jumps K that benchmarks, chapters and grid-pair training use
 
 
 class FlowMapOutput(NamedTuple):
@@ -38,6 +39,13 @@ class Jumps(NamedTuple):
     delta: torch.Tensor
 
 
+class Samples(NamedTuple):
+    """Few-step samples ``x`` ``[B, *shape]`` and the model's log-density of each, ``log_prob`` ``[B]``."""
+
+    x: torch.Tensor
+    log_prob: torch.Tensor
+
+
 @dataclass(frozen=True)
 class FlowMapConfig(nets.MLPConfig):
     """Architecture of the 2-D :class:`JointFlowMap`: the velocity MLP's fields, the D scale and the base."""
@@ -47,23 +55,30 @@ class FlowMapConfig(nets.MLPConfig):
 
 
 class FewStepMethods:
-    """``model.sample`` and ``model.log_prob`` for a flow-map module with ``config.sigma0`` and ``event_shape``."""
+    """``model.sample``, ``model.sample_and_log_prob`` and ``model.log_prob`` for a flow-map module with
+    ``config.sigma0`` and ``event_shape``."""
 
-    def sample(self, n_or_x0, steps: int = 2, *, seed: int | None = None, return_log_prob: bool = False):
-        """Few-step samples from n fresh draws of the base (or from a noise tensor), and optionally the model's
-        log-density of each; see :func:`sample`."""
+    def sample(self, n_or_x0, steps: int = 2, *, seed: int | None = None) -> torch.Tensor:
+        """Few-step samples ``[B, *event_shape]`` from n fresh draws of the base (or from a noise tensor); see
+        :func:`sample`."""
+        return sample(self, self._noise(n_or_x0, seed), steps)
+
+    def sample_and_log_prob(self, n_or_x0, steps: int = 2, *, seed: int | None = None) -> Samples:
+        """Few-step samples and the model's log-density of each, for free; see :func:`sample_and_log_prob`."""
+        return sample_and_log_prob(self, self._noise(n_or_x0, seed), steps, sigma0=self.config.sigma0)
+
+    def _noise(self, n_or_x0, seed: int | None) -> torch.Tensor:
         if isinstance(n_or_x0, torch.Tensor):
-            x0 = n_or_x0
-        else:
-            device = next(self.parameters()).device
-            x0 = base.sample(n_or_x0, self.event_shape, self.config.sigma0, seed=seed, device=device)
-        return sample(self, x0, steps, sigma0=self.config.sigma0, return_log_prob=return_log_prob)
+            return n_or_x0
+        device = next(self.parameters()).device
+        return base.sample(n_or_x0, self.event_shape, self.config.sigma0, seed=seed, device=device)
 
     def log_prob(self, x: torch.Tensor, steps: int = 4, reversal: str = "exact") -> torch.Tensor:
         """Few-step log-likelihood of data x ``[B, *event_shape]``; see :func:`log_prob`."""
         return log_prob(self, x, steps, reversal=reversal, sigma0=self.config.sigma0)
 
 
+@checkpoint.register
 class JointFlowMap(FewStepMethods, nn.Module):
     """An MLP on [features(x), embed(t), embed(s)] with a velocity head u (d outputs) and a divergence head D.
 
@@ -162,19 +177,23 @@ def jumps(model, x: torch.Tensor, times: torch.Tensor, reversal: str = "exact") 
     return Jumps(x, delta)
 
 
-def sample(model, x0: torch.Tensor, steps: int, *, sigma0: float = 1.0, return_log_prob: bool = False):
-    """K forward jumps 0 = tau_0 < ... < tau_K = 1 from noise x0 ``[B, *shape]``.
-
-    Returns x1 ``[B, *shape]``, or ``(x1, log_prob)`` with log p_1(x1) = log p_0(x0) + sum_k (tau_{k+1} - tau_k) D_k:
-    the model's log-density of every sample it draws, for free.
-    """
+def _forward(model, x0: torch.Tensor, steps: int) -> Jumps:
     checks.batch(x0, "x0")
     checks.positive_int(steps, "steps")
     with torch.no_grad():
-        out = jumps(model, x0, torch.linspace(0.0, 1.0, steps + 1))
-    if return_log_prob:
-        return out.x, base.log_prob(x0, sigma0) + out.delta
-    return out.x
+        return jumps(model, x0, torch.linspace(0.0, 1.0, steps + 1))
+
+
+def sample(model, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """K forward jumps 0 = tau_0 < ... < tau_K = 1 from noise x0 ``[B, *shape]``; returns x1 ``[B, *shape]``."""
+    return _forward(model, x0, steps).x
+
+
+def sample_and_log_prob(model, x0: torch.Tensor, steps: int, *, sigma0: float = 1.0) -> Samples:
+    """K forward jumps from noise x0 ``[B, *shape]``, tracking log p_1(x1) = log p_0(x0) + sum_k (tau_{k+1} - tau_k)
+    D_k: the model's log-density of every sample it draws, for free."""
+    out = _forward(model, x0, steps)
+    return Samples(out.x, base.log_prob(x0, sigma0) + out.delta)
 
 
 def log_prob(model, x: torch.Tensor, steps: int = 4, *, reversal: str = "exact", sigma0: float = 1.0) -> torch.Tensor:

@@ -5,13 +5,16 @@ Metric keys are namespaced (``"fm/..."``) and hold detached floats for the progr
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import torch
 
-__all__ = ["LossOutput", "Targets", "interpolate", "flow_matching", "teacher_targets", "regress", "tangent",
-           "shortcut", "meanflow", "meanflow_target", "lsd", "lsd_prediction", "RULES", "RULE_LOSSES",
-           "ADAPTIVE_EPS"]
+from f2d2mini.flowmap import FlowMapOutput
+
+__all__ = ["LossOutput", "Batch", "Targets", "MeanFlowTarget", "LagrangianPrediction", "interpolate", "flow_matching",
+           "teacher_targets", "regress", "tangent", "shortcut", "meanflow", "meanflow_target", "lsd",
+           "lsd_prediction", "RULES", "RULE_LOSSES", "ADAPTIVE_EPS"]
 
 
 class LossOutput(NamedTuple):
@@ -19,6 +22,13 @@ class LossOutput(NamedTuple):
 
     loss: torch.Tensor
     metrics: dict[str, float]
+
+
+class Batch(NamedTuple):
+    """One training batch: noise ``x0`` and data ``x1``, both ``[B, *shape]`` on the training device."""
+
+    x0: torch.Tensor
+    x1: torch.Tensor
 
 
 def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -109,20 +119,31 @@ def shortcut(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, adaptive_p
     return regress(model(x, t, s), target, d_weight, div_scale, "shortcut", adaptive_power)
 
 
-def meanflow_target(model, tangent_target: Targets, x, t, s):
-    """The Eulerian target: u <- v + (s - t) du/dt and D <- -div v + (s - t) dD/dt, where
-    d/dt = d_t + v . grad_x is one forward-mode JVP with tangents (v, 1, 0) on (x, t, s).
-
-    Returns ``(out, target)``: the model's output at (x, t, s) (with gradients) and the detached target.
-    """
+def _jvp(fn, primals: tuple, tangents: tuple, device_type: str):
+    """``torch.func.jvp`` in float32, outside any bf16 autocast; without torch's one-time notice that its
+    forward-mode AD scripts a few decompositions (about torch's internals, not about the caller's code)."""
     from torch.func import jvp
 
+    with torch.autocast(device_type, enabled=False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        return jvp(fn, primals, tangents)
+
+
+class MeanFlowTarget(NamedTuple):
+    """The model's output ``out`` at (x, t, s) (with gradients) and the detached Eulerian ``target``."""
+
+    out: FlowMapOutput
+    target: Targets
+
+
+def meanflow_target(model, tangent_target: Targets, x, t, s) -> MeanFlowTarget:
+    """The Eulerian target: u <- v + (s - t) du/dt and D <- -div v + (s - t) dD/dt, where
+    d/dt = d_t + v . grad_x is one forward-mode JVP with tangents (v, 1, 0) on (x, t, s)."""
     v = tangent_target.u
-    with torch.autocast(x.device.type, enabled=False):  # forward-mode AD in float32, outside any bf16 autocast
-        out, dout = jvp(model, (x, t, s), (v, torch.ones_like(t), torch.zeros_like(s)))
+    out, dout = _jvp(model, (x, t, s), (v, torch.ones_like(t), torch.zeros_like(s)), x.device.type)
     gap = s - t
     target = Targets((v + _bcast(gap, x) * dout.u).detach(), (tangent_target.D + gap * dout.D).detach())
-    return out, target
+    return MeanFlowTarget(out, target)
 
 
 def meanflow(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence="exact", probes=1,
@@ -133,16 +154,20 @@ def meanflow(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence
     return regress(out, target, d_weight, div_scale, "meanflow", adaptive_power)
 
 
-def lsd_prediction(model, x, t, s):
-    """The Lagrangian prediction: the end point X = x + (s - t) u(x, t, s), its velocity d_s X = u + (s - t) d_s u
-    and d_s[(s - t) D] = D + (s - t) d_s D, by one JVP in the end time s. Returns ``(X, FlowMapOutput)``."""
-    from torch.func import jvp
+class LagrangianPrediction(NamedTuple):
+    """The end point ``end`` X = x + (s - t) u and ``rates`` (d_s X, d_s[(s - t) D]), both with gradients."""
 
-    with torch.autocast(x.device.type, enabled=False):  # forward-mode AD in float32, outside any bf16 autocast
-        out, dout = jvp(lambda s_: model(x, t, s_), (s,), (torch.ones_like(s),))
+    end: torch.Tensor
+    rates: FlowMapOutput
+
+
+def lsd_prediction(model, x, t, s) -> LagrangianPrediction:
+    """The Lagrangian prediction: the end point X = x + (s - t) u(x, t, s), its velocity d_s X = u + (s - t) d_s u
+    and d_s[(s - t) D] = D + (s - t) d_s D, by one JVP in the end time s."""
+    out, dout = _jvp(lambda s_: model(x, t, s_), (s,), (torch.ones_like(s),), x.device.type)
     gap = s - t
     end = x + _bcast(gap, x) * out.u
-    return end, type(out)(out.u + _bcast(gap, x) * dout.u, out.D + gap * dout.D)
+    return LagrangianPrediction(end, FlowMapOutput(out.u + _bcast(gap, x) * dout.u, out.D + gap * dout.D))
 
 
 def lsd(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence="exact", probes=1,

@@ -8,8 +8,7 @@ import torch
 
 from f2d2mini import checks, toy
 
-__all__ = ["sliced_wasserstein", "energy_distance", "support_fraction", "mean_log_prob", "LogDensityGap",
-           "log_density_gap"]
+__all__ = ["sliced_wasserstein", "support_fraction", "LogDensityGap", "log_density_gap"]
 
 PROJECTIONS = 256  # random directions of the sliced Wasserstein distance
 
@@ -29,24 +28,9 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = PROJ
     return (pa - pb).pow(2).mean().sqrt().item()
 
 
-def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Energy distance 2 E|A - B| - E|A - A'| - E|B - B'| (>= 0, zero iff the laws agree); O(n^2) memory."""
-    checks.batch(a, "a", ndim=2)
-    checks.batch(b, "b", dim=a.shape[1], ndim=2)
-    a, b = a.double(), b.double()
-    ab, aa, bb = torch.cdist(a, b).mean(), torch.cdist(a, a), torch.cdist(b, b)
-    n, m = len(a), len(b)
-    return (2 * ab - aa.sum() / (n * (n - 1)) - bb.sum() / (m * (m - 1))).item()  # unbiased within-sample terms
-
-
 def support_fraction(density: toy.Density, x: torch.Tensor) -> float:
     """Fraction of points where the exact density is positive (e.g. inside the checkerboard's cells)."""
     return torch.isfinite(density.log_prob(x)).double().mean().item()
-
-
-def mean_log_prob(density: toy.Density, x: torch.Tensor) -> float:
-    """Mean exact log-density of samples (-inf if any falls outside the support)."""
-    return density.log_prob(x).double().mean().item()
 
 
 class LogDensityGap(NamedTuple):

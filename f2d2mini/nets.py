@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from f2d2mini import checks
+from f2d2mini import checkpoint, checks
 
 __all__ = ["TimeEmbedding", "FourierFeatures", "MLP", "MLPConfig", "VelocityMLP"]
 
@@ -72,6 +72,7 @@ class MLPConfig:
     space_scale: float = 1.0  # standard deviation of their frequencies
 
 
+@checkpoint.register
 class VelocityMLP(nn.Module):
     """The velocity v(x, t): an MLP on [x, embed(t)]. Call ``model(x, t)`` with x ``[B, d]``, t a float or ``[B]``."""
 

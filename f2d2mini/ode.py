@@ -19,8 +19,8 @@ import torch
 from f2d2mini import base, checks
 from f2d2mini import divergence as div
 
-__all__ = ["TABLEAUS", "ADAPTIVE", "SOLVERS", "DIVERGENCES", "ODESolution", "Likelihood", "integrate", "sample",
-           "likelihood", "log_prob"]
+__all__ = ["TABLEAUS", "ADAPTIVE", "SOLVERS", "DIVERGENCES", "DEFAULT_TOL", "SAMPLE_STEPS", "ODESolution",
+           "Likelihood", "integrate", "sample", "likelihood", "log_prob"]
 
 State = tuple[torch.Tensor, ...]
 Rhs = Callable[[float, State], State]
@@ -45,6 +45,7 @@ ADAPTIVE = ("dopri5", "dopri8", "bosh3")  # torchdiffeq's adaptive methods offer
 SOLVERS = (*TABLEAUS, *ADAPTIVE)
 DIVERGENCES = ("exact", "hutchinson")
 DEFAULT_TOL = 1e-5  # rtol = atol for adaptive reference solves
+SAMPLE_STEPS = 100  # default Euler steps of sample(): a teacher's reference samples
 
 
 class ODESolution(NamedTuple):
@@ -124,7 +125,7 @@ def _at(velocity, x: torch.Tensor, t: float) -> torch.Tensor:
     return velocity(x, torch.full((len(x),), t, dtype=x.dtype, device=x.device))
 
 
-def sample(velocity, x0: torch.Tensor, steps: int | None = 100, solver: str = "euler", *,
+def sample(velocity, x0: torch.Tensor, steps: int | None = SAMPLE_STEPS, solver: str = "euler", *,
            rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL) -> torch.Tensor:
     """Transports noise x0 ``[B, *shape]`` along dx/dt = v(x, t) from t = 0 to t = 1; returns x1 ``[B, *shape]``."""
     checks.batch(x0, "x0")

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from f2d2mini import checkpoint, checks, losses, toy, train
 
-__all__ = ["CHECKPOINT_DIR", "FAST_ENV", "FAST_STEPS", "fast_mode", "teacher_path", "flow_map_path", "teacher",
-           "flow_map"]
+__all__ = ["SHIPPED_DIR", "FAST_ENV", "FAST_STEPS", "fast_mode", "teacher", "flow_map"]
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "data" / "checkpoints"  # the repository's shipped files
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / checkpoint.DEFAULT_DIR  # the repository's shipped files
 FAST_ENV = "F2D2MINI_FAST"
 FAST_STEPS = 300  # training steps of a missing checkpoint in fast mode
 
@@ -26,36 +25,26 @@ def fast_mode() -> bool:
     return os.environ.get(FAST_ENV, "0") == "1"
 
 
-def teacher_path(density: str, directory: str | os.PathLike = CHECKPOINT_DIR) -> Path:
-    """``<directory>/teacher_<density>.pt``."""
-    return Path(directory) / f"teacher_{density}.pt"
-
-
-def flow_map_path(density: str, rule: str = "lsd", directory: str | os.PathLike = CHECKPOINT_DIR) -> Path:
-    """``<directory>/f2d2_<rule>_<density>.pt``."""
-    return Path(directory) / f"f2d2_{rule}_{density}.pt"
-
-
 def _budget(config):
     return replace(config, steps=FAST_STEPS, warmup=min(config.warmup, FAST_STEPS // 10)) if fast_mode() else config
 
 
-def teacher(density: str, directory: str | os.PathLike = CHECKPOINT_DIR, seed: int = 0):
+def teacher(density: str, directory: str | os.PathLike = SHIPPED_DIR, seed: int = 0):
     """The shipped flow-matching teacher of ``density`` (a :class:`~f2d2mini.nets.VelocityMLP` in eval mode);
     trained with the default :class:`~f2d2mini.train.TeacherConfig` (tiny in fast mode) if the file is missing."""
     toy.density(density)  # names the allowed densities if this one is unknown
-    path = teacher_path(density, directory)
+    path = checkpoint.teacher_path(density, directory)
     if path.exists():
         return checkpoint.load(path).eval()
     return train.teacher(toy.density(density), _budget(train.TeacherConfig()), seed=seed)
 
 
-def flow_map(density: str, rule: str = "lsd", directory: str | os.PathLike = CHECKPOINT_DIR, seed: int = 0):
+def flow_map(density: str, rule: str = "lsd", directory: str | os.PathLike = SHIPPED_DIR, seed: int = 0):
     """The shipped F2D2 joint flow map of ``density`` distilled with ``rule`` (eval mode); distilled from
     :func:`teacher` with the rule's default config, :func:`~f2d2mini.train.distill_config` (tiny in fast mode),
     if missing."""
     checks.choice(rule, losses.RULES, "rule")
-    path = flow_map_path(density, rule, directory)
+    path = checkpoint.flow_map_path(density, rule, directory)
     if path.exists():
         return checkpoint.load(path).eval()
     config = _budget(train.distill_config(rule))

@@ -4,10 +4,11 @@
 # peak memory on random data, as one table. Target: <= 6 minutes on one H100.
 #   bash scripts/gpu_check.sh [--mnist DIR] [--json results.json]
 #   bash scripts/gpu_check.sh --tiny --device cpu      # any CPU, < 2 minutes: checks that everything runs
-# Uses only torch, torchvision, torchdiffeq, tqdm (and this working tree's f2d2mini via PYTHONPATH).
+# MNIST: --mnist DIR, else $F2D2MINI_MNIST, else shared/data/mnist beside the repository. The JSON goes to
+# benchmarks/results/gpu.json unless --json says otherwise. Uses this working tree's f2d2mini via PYTHONPATH.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY="${PYTHON:-python3}"
 if [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-exec "$PY" -m f2d2mini.images.gpu_check "$@"
+exec "$PY" -m f2d2mini.cli bench gpu "$@"

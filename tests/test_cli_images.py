@@ -1,12 +1,12 @@
 """``f2d2mini images ...``: a tiny digits round trip (teacher, resume, distill, bpd, sample) and clear exits on bad
-input; and the GPU check script's --tiny mode on the CPU."""
+input; and the GPU check's --tiny mode on the CPU."""
 
 import pytest
 import torch
 from test_cli import run  # the same capture of exit code and output as the 2-D command tests
 
+from f2d2mini.bench import images as bench_images
 from f2d2mini.images import cli as images_cli
-from f2d2mini.images import gpu_check
 
 TINY = ("--steps", "6", "--batch-size", "8", "--device", "cpu")
 
@@ -45,9 +45,21 @@ def test_bad_inputs_exit_2(capsys, tmp_path):
 
 
 def test_gpu_check_tiny_runs_on_the_cpu(capsys, tmp_path):
-    if not gpu_check.default_mnist_dir().is_dir():
-        pytest.skip(f"MNIST test files not found in {gpu_check.MNIST_CANDIDATES}")
-    code = gpu_check.main(["--tiny", "--device", "cpu", "--json", str(tmp_path / "gpu.json")])
-    text = capsys.readouterr().out
+    try:
+        bench_images.find_mnist()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    code, text = run(capsys, "bench", "gpu", "--tiny", "--device", "cpu", "--json", str(tmp_path / "gpu.json"))
     assert code == 0 and "F2D2 K = 8" in text and "CIFAR-10 config" in text and (tmp_path / "gpu.json").is_file()
-    assert gpu_check.main(["--mnist", str(tmp_path), "--device", "cpu"]) == 2
+    code, text = run(capsys, "bench", "gpu", "--mnist", str(tmp_path / "nowhere"), "--device", "cpu")
+    assert code == 2 and str(tmp_path / "nowhere") in text and bench_images.MNIST_ENV in text
+
+
+def test_mnist_is_looked_for_in_the_flag_else_the_environment_else_beside_the_repository(tmp_path, monkeypatch):
+    monkeypatch.setenv(bench_images.MNIST_ENV, str(tmp_path / "env"))
+    assert bench_images.mnist_folder(tmp_path / "flag") == tmp_path / "flag"
+    assert bench_images.mnist_folder() == tmp_path / "env"
+    with pytest.raises(FileNotFoundError, match=f"not found in {tmp_path / 'env'} \\(chosen by \\$F2D2MINI_MNIST\\)"):
+        bench_images.find_mnist()
+    monkeypatch.delenv(bench_images.MNIST_ENV)
+    assert bench_images.mnist_folder() == bench_images.REPO.parent / "shared" / "data" / "mnist"

@@ -51,7 +51,7 @@ def test_k_step_log_prob_of_an_exact_map_is_the_exact_density(steps):
 
 def test_sampling_with_an_exact_map_tracks_the_log_density():
     x0 = f2.base.sample(64, (2,), seed=2, dtype=torch.float64)
-    x1, lp = f2.flowmap.sample(EXACT, x0, 2, return_log_prob=True)
+    x1, lp = f2.flowmap.sample_and_log_prob(EXACT, x0, 2)
     assert (lp - GMM.log_prob(x1)).abs().max().item() < 1e-4
 
 
@@ -151,10 +151,10 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="unknown rule 'euler'; choose one of: shortcut, meanflow, lsd"):
         f2.train.distill(GMM.velocity, GMM, rule="euler")
     with pytest.raises(ValueError, match="batch_size 2 with diagonal_fraction 0.25 leaves 0 tangent and 2"):
-        f2.train.distill_loss(GMM.velocity, None, "lsd", f2.train.DistillConfig(batch_size=2), 1.0)
+        f2.distillation.distill_loss(GMM.velocity, None, "lsd", f2.train.DistillConfig(batch_size=2), 1.0)
     with pytest.raises(ValueError, match="leaves 4 tangent and 0 off-diagonal"):
         config = f2.train.DistillConfig(batch_size=4, diagonal_fraction=1.0)
-        f2.train.distill_loss(GMM.velocity, None, "lsd", config, 1.0)
+        f2.distillation.distill_loss(GMM.velocity, None, "lsd", config, 1.0)
     with pytest.raises(ValueError, match="lr must be > 0"):
         f2.guidance.self_guide(model, torch.zeros(2, 2), lr=0.0)
 
@@ -163,7 +163,7 @@ def test_short_distillation_from_the_exact_gmm_velocity():
     """A short F2D2 run on the closed-form teacher gives K = 4 likelihoods near the exact density."""
     config = f2.train.DistillConfig(steps=500, warm_steps=100, batch_size=256, lr=2e-3, warmup=20, log_every=50,
                                     progress=False,
-                                    net=FlowMapConfig(width=64, depth=3, time_frequencies=6, div_scale=2.0))
+                                    net=f2.nets.MLPConfig(width=64, depth=3, time_frequencies=6))
     model = f2.train.distill(GMM.velocity, GMM, "lsd", config, seed=0)
     x = GMM.sample(1000, seed=4)
     err = (model.log_prob(x, steps=4) - GMM.log_prob(x)).abs().mean().item()

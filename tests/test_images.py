@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import f2d2mini as f2
-from f2d2mini import base, checks, flowmap, ode
-from f2d2mini import train as loop
+from f2d2mini import base, checks, flowmap, loop, ode
 from f2d2mini.images import data, likelihood, quality, unet
 from f2d2mini.images import train as images_train
+from f2d2mini.train import teacher_loss
 
 torch.set_num_threads(1)
 MNIST_DIR = Path(os.environ.get("F2D2MINI_MNIST", "/work/shared/data/mnist"))
@@ -251,7 +251,7 @@ def _tiny_teacher_config(**kw):
 
 def test_resume_after_an_interrupt_equals_an_uninterrupted_run(tmp_path):
     train_data = data.load("digits")
-    loss = loop.teacher_loss(data.batches(train_data, 8), 1.0)
+    loss = teacher_loss(data.batches(train_data, 8), 1.0)
     torch.manual_seed(0)
     straight = loop.fit(unet.UNetVelocity(TINY_NET), loss, _tiny_teacher_config())
 
@@ -297,7 +297,7 @@ def test_digits_pipeline_end_to_end():
     assert [r.nfe for r in rows] == [4, 1, 4]
     assert all(math.isfinite(r.bpd) for r in rows) and rows[0].gap == 0.0
     assert rows[2].gap == pytest.approx(rows[2].bpd - rows[0].bpd)
-    x, log_p = model.sample(3, 2, seed=0, return_log_prob=True)
+    x, log_p = model.sample_and_log_prob(3, 2, seed=0)
     assert x.shape == (3, 1, 8, 8) and log_p.shape == (3,)
     with pytest.raises(ValueError, match=r"digits images have shape \(1, 8, 8\) but the network expects"):
         images_train.teacher(train_data, images_train.recipe("mnist").teacher)

@@ -21,8 +21,10 @@ def test_fast_mode_reads_the_environment(monkeypatch):
 
 
 def test_paths_follow_the_cli_names(tmp_path):
-    assert f2.pretrained.teacher_path("rings", tmp_path) == tmp_path / "teacher_rings.pt"
-    assert f2.pretrained.flow_map_path("rings", "meanflow", tmp_path) == tmp_path / "f2d2_meanflow_rings.pt"
+    assert f2.checkpoint.teacher_path("rings", tmp_path) == tmp_path / "teacher_rings.pt"
+    assert f2.checkpoint.flow_map_path("rings", "meanflow", tmp_path) == tmp_path / "f2d2_meanflow_rings.pt"
+    assert f2.checkpoint.teacher_path("digits") == f2.checkpoint.DEFAULT_DIR / "teacher_digits.pt"
+    assert f2.pretrained.SHIPPED_DIR == f2.pretrained.SHIPPED_DIR.parents[1] / f2.checkpoint.DEFAULT_DIR
 
 
 def test_shipped_files_load_without_training():
@@ -37,11 +39,12 @@ def test_missing_flow_map_is_distilled_in_fast_mode(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     monkeypatch.setenv(f2.pretrained.FAST_ENV, "1")
     monkeypatch.setattr(f2.pretrained, "FAST_STEPS", 6)
-    shutil.copy(f2.pretrained.teacher_path("gaussians8"), tmp_path)
+    shutil.copy(f2.checkpoint.teacher_path("gaussians8", f2.pretrained.SHIPPED_DIR), tmp_path)
     model = f2.pretrained.flow_map("gaussians8", "shortcut", tmp_path)
     assert isinstance(model, f2.flowmap.JointFlowMap)
     assert model.history.step[-1] == 6  # the tiny budget, not the default config
-    assert not f2.pretrained.flow_map_path("gaussians8", "shortcut", tmp_path).exists()  # fast runs are not saved
+    assert model.metadata["train_config"]["warm_steps"] == 6 // 3 and model.metadata["rule"] == "shortcut"
+    assert not f2.checkpoint.flow_map_path("gaussians8", "shortcut", tmp_path).exists()  # fast runs are not saved
 
 
 def test_bad_names_are_refused(tmp_path):

@@ -21,7 +21,7 @@ def test_shipped_teacher_loads_and_is_accurate(density):
     path = CHECKPOINTS / f"teacher_{density}.pt"
     assert path.stat().st_size < 2_000_000
     model = f2.load(path)
-    assert model.metadata["density"] == density and model.metadata["history"]["loss"]
+    assert model.metadata["density"] == density and model.history.loss
     dens = f2.toy.density(density)
     x = dens.sample(1000, seed=2024)
     lp = f2.ode.log_prob(model, x, "rk4", 8)

@@ -13,20 +13,19 @@ from there with nothing lost. Defaults come from the dataset's recipe (``f2d2min
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
-from f2d2mini import checkpoint, losses, ode
-from f2d2mini import train as loop
+from f2d2mini import base, checkpoint, flowmap, losses, ode
+from f2d2mini.bench.images import BPD_FORMATS
+from f2d2mini.bench.tables import Table
 from f2d2mini.images import data as images_data
-from f2d2mini.images import likelihood, quality, unet
-from f2d2mini.images import train as images_train
+from f2d2mini.images import likelihood, quality, train, unet
+from f2d2mini.loop import resolve_device
 
-__all__ = ["add_parser", "run", "state_path", "CHECKPOINT_DIR"]
+__all__ = ["add_parser", "run", "state_path"]
 
-CHECKPOINT_DIR = Path("data/checkpoints")
 GRID_SAMPLES = 64  # images in a sample grid
-TEACHER_SAMPLE_STEPS = 100  # Euler steps when sampling a teacher
 CHECKPOINT_EVERY = 500  # default steps between saves of the resumable training state
 
 
@@ -67,14 +66,14 @@ def add_parser(sub, device: dict) -> None:
     e.add_argument("--teacher", type=Path, help="its teacher (default: data/checkpoints/teacher_DATA.pt)")
     e.add_argument("--root", type=Path, default=Path("data"))
     e.add_argument("--n", type=int, default=1000, help="test images (default: %(default)s)")
-    e.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="jumps K")
+    e.add_argument("--ks", type=int, nargs="+", default=list(flowmap.EVAL_STEPS), help="jumps K")
     e.add_argument("--solver", choices=ode.SOLVERS, default="dopri5", help="teacher ODE solver")
     e.add_argument("--ode-steps", type=int, help="steps of a fixed-step solver (e.g. euler 100)")
     e.add_argument("--probes", type=int, default=1, help="Hutchinson probes per image along the ODE")
     e.add_argument("--device", **device)
     s = acts.add_parser("sample", help="a grid of samples from a saved teacher or flow map (PNG)")
     s.add_argument("checkpoint", type=Path)
-    s.add_argument("--steps", type=int, help=f"flow map: jumps K (4); teacher: Euler steps ({TEACHER_SAMPLE_STEPS})")
+    s.add_argument("--steps", type=int, help=f"flow map: jumps K (4); teacher: Euler steps ({ode.SAMPLE_STEPS})")
     s.add_argument("--n", type=int, default=GRID_SAMPLES)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, required=True, help="PNG file")
@@ -90,30 +89,30 @@ def _config(base, args, **extra):
 
 
 def _teacher(args) -> int:
-    recipe = images_train.recipe(args.data)
+    recipe = train.recipe(args.data)
     config = _config(recipe.teacher, args)
     data = images_data.load(args.data, args.root, "train")
-    out = args.out or CHECKPOINT_DIR / f"teacher_{args.data}.pt"
-    model = images_train.teacher(data, config, args.seed, state_path=state_path(out), resume=args.resume)
-    checkpoint.save(model, out, {"dataset": args.data, "seed": args.seed, "train_config": asdict(config)})
+    out = args.out or checkpoint.teacher_path(args.data)
+    model = train.teacher(data, config, args.seed, state_path=state_path(out), resume=args.resume)
+    return _save(model, out)
+
+
+def _save(model, out: Path) -> int:
+    checkpoint.save(model, out)
     print(f"saved {out} (trained {model.history.seconds:.0f} s, final loss {model.history.loss[-1]:.4f})")
     return 0
 
 
 def _distill(args) -> int:
-    recipe = images_train.recipe(args.data)
+    recipe = train.recipe(args.data)
     rule = args.rule or recipe.rule
     config = _config(recipe.distill, args, warm_steps=args.warm_steps, probes=args.probes)
-    device = loop.resolve_device(args.device)
-    teacher = checkpoint.load(args.teacher or CHECKPOINT_DIR / f"teacher_{args.data}.pt", device)
+    device = resolve_device(args.device)
+    teacher = checkpoint.load(args.teacher or checkpoint.teacher_path(args.data), device)
     data = images_data.load(args.data, args.root, "train")
-    out = args.out or CHECKPOINT_DIR / f"f2d2_{rule}_{args.data}.pt"
-    model = images_train.distill(teacher, data, rule, config, args.seed, state_path=state_path(out),
-                                 resume=args.resume)
-    checkpoint.save(model, out, {"dataset": args.data, "rule": rule, "seed": args.seed,
-                                 "train_config": asdict(config)})
-    print(f"saved {out} (trained {model.history.seconds:.0f} s, final loss {model.history.loss[-1]:.4f})")
-    return 0
+    out = args.out or checkpoint.flow_map_path(args.data, rule)
+    model = train.distill(teacher, data, rule, config, args.seed, state_path=state_path(out), resume=args.resume)
+    return _save(model, out)
 
 
 def _load(path: Path, cls, device):
@@ -124,19 +123,16 @@ def _load(path: Path, cls, device):
 
 
 def _bpd(args) -> int:
-    device = loop.resolve_device(args.device)
+    device = resolve_device(args.device)
     model = _load(args.checkpoint, unet.UNetFlowMap, device)
     name = model.metadata.get("dataset")
     if name not in images_data.DATASETS:
         raise ValueError(f"{args.checkpoint} does not record its dataset ({', '.join(images_data.DATASETS)})")
-    teacher = _load(args.teacher or CHECKPOINT_DIR / f"teacher_{name}.pt", unet.UNetVelocity, device)
+    teacher = _load(args.teacher or checkpoint.teacher_path(name), unet.UNetVelocity, device)
     test = images_data.load(name, args.root, "test")
     rows = likelihood.bpd_table(teacher, model, test.images[: args.n], test.levels, args.ks, solver=args.solver,
                                 steps=args.ode_steps, probes=args.probes)
-    print(f"{name}: bits per dim of {min(args.n, len(test.images))} test images")
-    print(f"{'method':36s} {'NFE':>5s} {'bpd':>8s} {'gap':>8s} {'seconds':>8s}")
-    for r in rows:
-        print(f"{r.method:36s} {r.nfe:5d} {r.bpd:8.4f} {r.gap:+8.4f} {r.seconds:8.2f}")
+    print(Table(rows, BPD_FORMATS, title=f"{name}: bits per dim of {min(args.n, len(test.images))} test images"))
     return 0
 
 
@@ -146,9 +142,7 @@ def _sample(args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from f2d2mini import base
-
-    device = loop.resolve_device(args.device)
+    device = resolve_device(args.device)
     model = checkpoint.load(args.checkpoint, device)
     if not isinstance(model, (unet.UNetVelocity, unet.UNetFlowMap)):
         raise ValueError(f"{args.checkpoint} holds a {type(model).__name__}, not an image model")
@@ -157,7 +151,7 @@ def _sample(args) -> int:
     if isinstance(model, unet.UNetFlowMap):
         x, label = model.sample(noise, args.steps or 4), f"F2D2, {args.steps or 4} jumps"
     else:
-        steps = args.steps or TEACHER_SAMPLE_STEPS
+        steps = args.steps or ode.SAMPLE_STEPS
         x, label = ode.sample(model, noise, steps), f"teacher, Euler {steps} steps"
     fig, ax = plt.subplots(figsize=(6, 6))
     quality.grid(x, levels, ax=ax, title=label)

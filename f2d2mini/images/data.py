@@ -24,14 +24,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from f2d2mini import checks
+from f2d2mini import checks, losses
 
-__all__ = ["Images", "DATASETS", "SPLITS", "LEVELS", "load", "read_idx", "read_cifar_batch", "dequantize",
-           "quantize", "batches", "mnist_files"]
+__all__ = ["Images", "DATASETS", "SPLITS", "LEVELS", "EVAL_BATCH", "load", "read_idx", "read_cifar_batch", "dequantize",
+           "quantize", "batches", "mnist_files", "IdxFiles"]
 
 DATASETS = ("digits", "mnist", "cifar10")
 SPLITS = ("train", "test")
 LEVELS = {"digits": 17, "mnist": 256, "cifar10": 256}  # grey levels L per dataset
+EVAL_BATCH = 500  # images per chunk when a whole split is evaluated (bits per dim, classifier features)
 DIGITS_TEST = 297  # the last 297 of scikit-learn's 1797 digits are the test split (the first 1500 train)
 MNIST_PREFIX = {"train": "train", "test": "t10k"}
 CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -73,13 +74,13 @@ def load(name: str, root: str | Path = "data", split: str = "train", download: b
             _download(name, root, download)
             files = mnist_files(root, split)
         images, labels = read_idx(files[0]), read_idx(files[1])
-        return Images(torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)), 256,
-                      name)
+        return Images(torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)),
+                      LEVELS[name], name)
     folder = root / CIFAR_FOLDER
     if not all((folder / f).is_file() for f in CIFAR_FILES[split]):
         _download(name, root, download)
     parts = [read_cifar_batch(folder / f) for f in CIFAR_FILES[split]]
-    return Images(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), 256, name)
+    return Images(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]), LEVELS[name], name)
 
 
 def _digits(split: str) -> Images:
@@ -93,7 +94,14 @@ def _digits(split: str) -> Images:
     return Images(images[part].contiguous(), labels[part].contiguous(), LEVELS["digits"], "digits")
 
 
-def mnist_files(root: str | Path, split: str) -> tuple[Path, Path] | None:
+class IdxFiles(NamedTuple):
+    """The ``images`` and ``labels`` idx files of an MNIST split."""
+
+    images: Path
+    labels: Path
+
+
+def mnist_files(root: str | Path, split: str) -> IdxFiles | None:
     """The (images, labels) idx files of an MNIST split under ``root/MNIST/raw`` (plain or .gz), or ``None``."""
     raw = Path(root) / "MNIST" / "raw"
     found = []
@@ -103,7 +111,7 @@ def mnist_files(root: str | Path, split: str) -> tuple[Path, Path] | None:
         if path is None:
             return None
         found.append(path)
-    return found[0], found[1]
+    return IdxFiles(*found)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -135,16 +143,16 @@ class _CifarUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def read_cifar_batch(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+def read_cifar_batch(path: str | Path) -> Images:
     """One CIFAR-10 python batch file: a pickled dict with ``data`` uint8 ``[n, 3072]`` (channel-major 32x32)
-    and ``labels``. Returns images uint8 ``[n, 3, 32, 32]`` and labels int64 ``[n]``."""
+    and ``labels``. Returns its images uint8 ``[n, 3, 32, 32]`` and labels int64 ``[n]``."""
     with open(path, "rb") as fh:
         batch = _CifarUnpickler(fh, encoding="bytes").load()
     data = np.asarray(batch[b"data"], dtype=np.uint8)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise ValueError(f"{path}: expected data of shape [n, 3072], got {data.shape}")
     images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
-    return images, torch.tensor(batch[b"labels"], dtype=torch.int64)
+    return Images(images, torch.tensor(batch[b"labels"], dtype=torch.int64), LEVELS["cifar10"], "cifar10")
 
 
 def _download(name: str, root: Path, download: bool) -> None:
@@ -179,18 +187,18 @@ def quantize(z: torch.Tensor, levels: int) -> torch.Tensor:
 
 
 def batches(data: Images, batch_size: int, sigma0: float = 1.0) -> Callable:
-    """``draw(generator, step) -> (x0, x1)`` for :func:`f2d2mini.train.fit` losses: noise x0 ~ N(0, sigma0^2 I)
+    """``draw(generator, step) -> Batch(x0, x1)`` for :func:`f2d2mini.loop.fit` losses: noise x0 ~ N(0, sigma0^2 I)
     and dequantized images x1 ``[B, C, H, W]`` drawn with replacement, both on the generator's device."""
     checks.positive_int(batch_size, "batch_size")
     on_device = {}
 
-    def draw(gen: torch.Generator, step: int):
+    def draw(gen: torch.Generator, step: int) -> losses.Batch:
         device = gen.device
         if device not in on_device:  # the whole split lives on the training device, as uint8
             on_device[device] = data.images.to(device)
         images = on_device[device]
         idx = torch.randint(len(images), (batch_size,), generator=gen, device=device)
         x1 = dequantize(images[idx], data.levels, gen)
-        return sigma0 * torch.randn(x1.shape, generator=gen, device=device), x1
+        return losses.Batch(sigma0 * torch.randn(x1.shape, generator=gen, device=device), x1)
 
     return draw

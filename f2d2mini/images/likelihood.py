@@ -22,7 +22,6 @@ from f2d2mini.images import data as images_data
 __all__ = ["BPD", "bits_per_dim", "bpd", "ode_bpd", "bpd_table", "BPDRow", "DEQUANT_SEED"]
 
 DEQUANT_SEED = 0  # seed of the dequantization noise U shared by every evaluation
-EVAL_BATCH = 500  # images per evaluation chunk
 
 
 class BPD(NamedTuple):
@@ -76,7 +75,7 @@ def _chunked(fn, z: torch.Tensor, batch: int) -> tuple[torch.Tensor, int]:
 
 
 def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed: int = DEQUANT_SEED,
-        reversal: str = "exact", batch_size: int = EVAL_BATCH) -> BPD:
+        reversal: str = "exact", batch_size: int = images_data.EVAL_BATCH) -> BPD:
     """Bits per dim of integer images under a joint flow map with K = ``steps`` backward jumps (K evaluations).
 
     Args:
@@ -106,7 +105,8 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed:
 
 def ode_bpd(velocity, images: torch.Tensor, *, levels: int = 256, solver: str = "dopri5", steps: int | None = None,
             divergence: str = "hutchinson", probes: int = 1, seed: int = DEQUANT_SEED, sigma0: float = 1.0,
-            rtol: float = ode.DEFAULT_TOL, atol: float = ode.DEFAULT_TOL, batch_size: int = EVAL_BATCH) -> BPD:
+            rtol: float = ode.DEFAULT_TOL, atol: float = ode.DEFAULT_TOL,
+            batch_size: int = images_data.EVAL_BATCH) -> BPD:
     """Bits per dim of integer images under a velocity v(x, t) by the coupled ODE (:func:`f2d2mini.ode.likelihood`).
 
     ``solver``/``steps``: e.g. ``"euler"`` with N steps or adaptive ``"dopri5"``; ``divergence``: ``"exact"``

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from f2d2mini import losses
-from f2d2mini import train as loop
+from f2d2mini import loop, losses
 from f2d2mini.images import data as images_data
 
 __all__ = ["ClassifierConfig", "Classifier", "train_classifier", "accuracy", "features", "frechet_distance",
@@ -56,7 +55,7 @@ class Classifier(nn.Module):
 
 def train_classifier(data: images_data.Images, config: ClassifierConfig = ClassifierConfig(),
                      seed: int = 0) -> Classifier:
-    """Trains :class:`Classifier` on dequantized ``data`` with cross-entropy through :func:`f2d2mini.train.fit`."""
+    """Trains :class:`Classifier` on dequantized ``data`` with cross-entropy through :func:`f2d2mini.loop.fit`."""
     torch.manual_seed(seed)
     model = Classifier(data.images.shape[1], data.images.shape[-1], config)
     on_device = {}
@@ -83,7 +82,8 @@ def _centred(images: torch.Tensor, levels: int) -> torch.Tensor:
 def features(classifier: Classifier, images: torch.Tensor, levels: int) -> torch.Tensor:
     """Penultimate features ``[N, feature_dim]`` of uint8 images (or of model samples z in [-1, 1])."""
     device = next(classifier.parameters()).device
-    return torch.cat([classifier.body(c.to(device)).double().cpu() for c in _centred(images, levels).split(1000)])
+    chunks = _centred(images, levels).split(images_data.EVAL_BATCH)
+    return torch.cat([classifier.body(c.to(device)).double().cpu() for c in chunks])
 
 
 @torch.no_grad()

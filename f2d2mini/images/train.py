@@ -1,9 +1,9 @@
 """Training on images with the 2-D losses and loop: a U-Net teacher and its F2D2 joint flow map (book chapter 7).
 
 Nothing here is image-specific but the data and the network: the teacher minimises
-:func:`f2d2mini.train.teacher_loss`, the flow map :func:`f2d2mini.train.distill_loss` (Hutchinson divergence
-targets, phased), both through :func:`f2d2mini.train.fit` (EMA, clipping, bf16 autocast on CUDA, checkpoints and
-resume). One recipe per dataset: ``RECIPES["digits" | "mnist" | "cifar10"]``.
+:func:`f2d2mini.train.teacher_loss`, the flow map :func:`f2d2mini.distillation.distill_loss` (Hutchinson
+divergence targets, phased), both through :func:`f2d2mini.loop.fit` (EMA, clipping, bf16 autocast on CUDA,
+checkpoints and resume). One recipe per dataset: ``RECIPES["digits" | "mnist" | "cifar10"]``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ from typing import NamedTuple
 
 import torch
 
-from f2d2mini import checks
-from f2d2mini import train as loop
+from f2d2mini import checks, loop
+from f2d2mini.distillation import DistillConfig, distill_loss
 from f2d2mini.images import data as images_data
 from f2d2mini.images import unet
+from f2d2mini.train import teacher_loss
 
-__all__ = ["ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "recipe", "teacher", "distill"]
+__all__ = ["ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "RULE", "recipe", "teacher", "distill"]
+
+RULE = "shortcut"  # the image rule: no JVP, the cheapest per step, and the paper's CIFAR-10 recipe
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class ImageTeacherConfig(loop.LoopConfig):
 
 
 @dataclass(frozen=True)
-class ImageDistillConfig(loop.DistillConfig):
+class ImageDistillConfig(DistillConfig):
     """F2D2 on images: the 2-D distillation settings with Hutchinson targets; the map copies the teacher's U-Net
     (warm start: u = v, D = 0) and adds the divergence head. Defaults: digits on a CPU."""
 
@@ -51,7 +54,7 @@ class ImageDistillConfig(loop.DistillConfig):
     probes: int = 1
     div_scale: float = 64.0  # R, about the number of dimensions d
     div_hidden: int = 128  # hidden units of the divergence head
-    net: unet.UNetConfig | None = None  # unused: the map copies the teacher's U-Net
+    net: None = None  # the map copies the teacher's U-Net
 
 
 class Recipe(NamedTuple):
@@ -59,7 +62,7 @@ class Recipe(NamedTuple):
 
     teacher: ImageTeacherConfig
     distill: ImageDistillConfig
-    rule: str = "shortcut"  # no JVP: the cheapest rule per step, and the paper's CIFAR-10 recipe
+    rule: str = RULE
 
 
 MNIST_NET = unet.UNetConfig(channels=1, size=28, widths=(32, 64, 128), blocks=1, embed_dim=128)
@@ -94,27 +97,28 @@ def teacher(data: images_data.Images, config: ImageTeacherConfig = ImageTeacherC
     """Trains a U-Net velocity v(x, t) by flow matching on dequantized ``data`` in [-1, 1]; returns its EMA.
 
     ``state_path`` / ``resume``: the training state written every ``config.checkpoint_every`` steps, and
-    continuing from it after an interrupt (see :func:`f2d2mini.train.fit`).
+    continuing from it after an interrupt (see :func:`f2d2mini.loop.fit`).
     """
     _check_shape(data, config.net)
     torch.manual_seed(seed)
     model = unet.UNetVelocity(config.net)
     draw = images_data.batches(data, config.batch_size, config.sigma0)
-    return loop.fit(model, loop.teacher_loss(draw, config.time_power), config, seed=seed,
-                    desc=f"teacher {data.name}", state_path=state_path, resume=resume, unit="img")
+    return loop.fit(model, teacher_loss(draw, config.time_power), config, seed=seed, desc=f"teacher {data.name}",
+                    state_path=state_path, resume=resume, unit="img", metadata={"dataset": data.name})
 
 
-def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: str = "lsd",
-            config: ImageDistillConfig = ImageDistillConfig(), seed: int = 0, *, sigma0: float = 1.0,
+def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: str = RULE,
+            config: ImageDistillConfig = ImageDistillConfig(), seed: int = 0, *,
             state_path: str | Path | None = None, resume: bool = False) -> unet.UNetFlowMap:
     """F2D2 on images: warm-starts a :class:`~f2d2mini.images.unet.UNetFlowMap` from the teacher (u = v, D = 0)
-    and trains it with :func:`f2d2mini.train.distill_loss` (rule ``rule``, Hutchinson targets); returns its EMA."""
+    and trains it with :func:`f2d2mini.distillation.distill_loss` (rule ``rule``, Hutchinson targets); returns its
+    EMA."""
     if not isinstance(teacher_model, unet.UNetVelocity):
         raise TypeError(f"teacher must be a UNetVelocity (to warm-start the map), got {type(teacher_model).__name__}")
     _check_shape(data, teacher_model.config)
     torch.manual_seed(seed)
-    model = unet.UNetFlowMap.from_teacher(teacher_model, config.div_scale, sigma0, config.div_hidden)
-    draw = images_data.batches(data, config.batch_size, sigma0)
-    loss_fn = loop.distill_loss(teacher_model, draw, rule, config, model.config.div_scale)
+    model = unet.UNetFlowMap.from_teacher(teacher_model, config.div_scale, config.sigma0, config.div_hidden)
+    draw = images_data.batches(data, config.batch_size, config.sigma0)
+    loss_fn = distill_loss(teacher_model, draw, rule, config, model.config.div_scale)
     return loop.fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {data.name}", state_path=state_path,
-                    resume=resume, unit="img")
+                    resume=resume, unit="img", metadata={"dataset": data.name, "rule": rule})

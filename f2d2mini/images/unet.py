@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from f2d2mini import checks, nets
+from f2d2mini import checkpoint, checks, nets
 from f2d2mini.flowmap import FewStepMethods, FlowMapOutput
 
 __all__ = ["UNetConfig", "UNetFlowMapConfig", "UNet", "UNetVelocity", "UNetFlowMap"]
@@ -137,6 +137,7 @@ def _check_images(x: torch.Tensor, config: UNetConfig) -> None:
                          f"got {tuple(x.shape)}")
 
 
+@checkpoint.register
 class UNetVelocity(nn.Module):
     """The velocity v(x, t) of images: call ``model(x, t)`` with x ``[B, C, H, W]`` and t a float or ``[B]``."""
 
@@ -151,6 +152,7 @@ class UNetVelocity(nn.Module):
         return self.body(x, [t])[0]
 
 
+@checkpoint.register
 class UNetFlowMap(FewStepMethods, nn.Module):
     """The joint flow map of images: ``model(x, t, s) -> FlowMapOutput(u [B, C, H, W], D [B])``, with t and s
     floats or ``[B]`` tensors; D is in natural units (nats per unit time), the head regresses D / R."""

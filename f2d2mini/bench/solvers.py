@@ -1,4 +1,5 @@
-"""Benchmarks measured against exact densities (not timed tests): run through ``f2d2mini bench``.
+"""The ODE suite (``f2d2mini bench ode``): the teacher's likelihood against the exact density, and fixed-step
+solvers against an adaptive reference.
 
 ``likelihood_vs_solver`` is the table that shows why few-step likelihoods need F2D2: the coupled ODE's
 log-likelihood error of fixed-step solvers at K = 1, 2, 4, ... steps against an adaptive dopri5 reference, and
@@ -9,14 +10,19 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
-from f2d2mini import ode, toy
+from f2d2mini import checkpoint, ode, toy
+from f2d2mini.bench.tables import Table
 
-__all__ = ["SolverRow", "Reference", "LikelihoodRow", "reference", "likelihood_vs_solver", "likelihood_row",
-           "median_seconds", "format_table"]
+__all__ = ["SolverRow", "Reference", "ReferenceSolve", "reference", "likelihood_vs_solver", "heldout", "load_saved",
+           "ode_suite", "HELDOUT_SEED"]
+
+HELDOUT_SEED = 12345  # seed of the held-out evaluation points (training draws from its own seeded stream)
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,14 @@ class SolverRow:
     seconds: float  # median wall-clock of the solve over `repeats` runs
 
 
-def reference(velocity, density: toy.Density, x: torch.Tensor, **solve_kwargs) -> tuple[Reference, torch.Tensor]:
+class ReferenceSolve(NamedTuple):
+    """``summary`` of a dopri5 solve against the exact density, and its ``log_prob`` ``[n]`` per point."""
+
+    summary: Reference
+    log_prob: torch.Tensor
+
+
+def reference(velocity, density: toy.Density, x: torch.Tensor, **solve_kwargs) -> ReferenceSolve:
     """dopri5 log-likelihood of ``x`` under ``velocity``, summarised against ``density.log_prob``."""
     start = time.perf_counter()
     res = ode.likelihood(velocity, x, "dopri5", **solve_kwargs)
@@ -56,7 +69,7 @@ def reference(velocity, density: toy.Density, x: torch.Tensor, **solve_kwargs) -
     stderr = exact.std().item() / len(x) ** 0.5
     row = Reference(density.name, len(x), -res.log_prob.mean().item(), -exact.mean().item(), stderr,
                     (exact - res.log_prob).mean().item(), res.nfe, seconds)
-    return row, res.log_prob
+    return ReferenceSolve(row, res.log_prob)
 
 
 def likelihood_vs_solver(velocity, density: toy.Density, x: torch.Tensor, ref_log_prob: torch.Tensor,
@@ -80,45 +93,32 @@ def likelihood_vs_solver(velocity, density: toy.Density, x: torch.Tensor, ref_lo
     return rows
 
 
-def format_table(rows: list) -> str:
-    """A plain-text table of dataclass or dict rows (floats to 4 significant digits)."""
-    if not rows:
-        return "(no rows)"
-    dicts = [r if isinstance(r, dict) else asdict(r) for r in rows]
-    cols = list(dicts[0])
-    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-    widths = {c: max(len(c), *(len(cell(d[c])) for d in dicts)) for c in cols}
-    lines = ["  ".join(c.rjust(widths[c]) for c in cols)]
-    lines += ["  ".join(cell(d[c]).rjust(widths[c]) for c in cols) for d in dicts]
-    return "\n".join(lines)
+def heldout(density: toy.Density, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``n`` held-out points of ``density`` (seed :data:`HELDOUT_SEED`), on ``device``."""
+    return density.sample(n, seed=HELDOUT_SEED).to(device)
 
 
-@dataclass(frozen=True)
-class LikelihoodRow:
-    """A few-step log-likelihood of held-out data against the exact density and the teacher's dopri5 value."""
-
-    density: str
-    method: str  # e.g. "f2d2 shortcut", "f2d2 shortcut first-order", "teacher euler", "teacher rk4"
-    nfe: int
-    mean_error_exact: float  # mean(log p_K - log p_exact)
-    mae_exact: float  # mean |log p_K - log p_exact|
-    mean_error_teacher: float  # mean(log p_K - log p_teacher,dopri5)
-    mae_teacher: float  # mean |log p_K - log p_teacher,dopri5|
+def load_saved(path: Path, make: str, device: torch.device | str = "cpu"):
+    """The model saved at ``path``; when it is missing, an error that names the command ``make`` that makes it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; make it with: {make}")
+    return checkpoint.load(path, device)
 
 
-def likelihood_row(density: toy.Density, method: str, nfe: int, log_prob: torch.Tensor, exact: torch.Tensor,
-                   teacher_log_prob: torch.Tensor) -> LikelihoodRow:
-    """Summarises one estimate ``log_prob`` [n] against the exact and the teacher's reference values."""
-    e, t = log_prob - exact, log_prob - teacher_log_prob
-    return LikelihoodRow(density.name, method, nfe, e.mean().item(), e.abs().mean().item(), t.mean().item(),
-                         t.abs().mean().item())
-
-
-def median_seconds(fn, repeats: int = 5) -> float:
-    """Median wall-clock of ``fn()`` over ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def ode_suite(densities=("checkerboard", "gaussians8"), checkpoints: str | Path = checkpoint.DEFAULT_DIR,
+              n: int = 10_000, n_sweep: int = 1000, max_steps: int = 1024,
+              device: torch.device | str = "cpu") -> dict[str, Table]:
+    """The saved teachers' dopri5 likelihood of ``n`` held-out points against the exact density, and Euler / RK4
+    at K = 1, 2, 4, ..., ``max_steps`` against dopri5 on ``n_sweep`` of them. Returns the tables by name."""
+    steps = [2**i for i in range(max_steps.bit_length()) if 2**i <= max_steps]
+    refs, rows = [], []
+    for name in densities:
+        model = load_saved(checkpoint.teacher_path(name, checkpoints), f"f2d2mini teacher --density {name}", device)
+        density = toy.density(name)
+        x = heldout(density, n, device)
+        ref, ref_lp = reference(model, density, x)
+        refs.append(ref)
+        rows += likelihood_vs_solver(model, density, x[:n_sweep], ref_lp[:n_sweep], steps=steps)
+    return {"reference": Table(refs, title="Teacher likelihood (dopri5, rtol = atol = 1e-5, exact divergence) "
+                                           "against the exact density:"),
+            "solvers": Table(rows, title=f"Fixed-step coupled ODE against dopri5 on {n_sweep} of those points:")}

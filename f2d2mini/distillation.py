@@ -1,0 +1,111 @@
+"""F2D2 distillation for any data (book chapter 4): its config, each rule's CPU defaults, and the phased loss.
+
+A batch splits into a tangent part (s = t: the map's (u, D) regresses onto the teacher's v and -div v) and an
+off-diagonal part ((t, s) over the whole square, both directions: one of the rules of :mod:`f2d2mini.losses`).
+Training is phased: the D terms have weight 0 for ``warm_steps``, then ``d_weight``. The 2-D front door is
+:func:`f2d2mini.train.distill`, the image one :func:`f2d2mini.images.distill`; both hand :func:`distill_loss` to
+:func:`f2d2mini.loop.fit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from f2d2mini import checks, flowmap, losses, nets, ode, times
+from f2d2mini.loop import LoopConfig, resolve_device
+
+__all__ = ["DistillConfig", "RULE_CHANGES", "distill_config", "distill_loss"]
+
+
+@dataclass(frozen=True)
+class DistillConfig(LoopConfig):
+    """F2D2 distillation of a teacher velocity into a joint flow map.
+
+    Phased: for ``warm_steps`` only the velocity part u is trained (the D loss has weight 0), then D joins
+    with weight ``d_weight``. A fraction ``diagonal_fraction`` of each batch has s = t (tangent targets from
+    the teacher); the rest draws (t, s) over the whole square, so backward jumps are trained too. The defaults are
+    the Lagrangian and MeanFlow rules' CPU settings; :func:`distill_config` gives each rule's.
+    """
+
+    steps: int = 4500  # 3-5 minutes on 2 CPU cores for the Lagrangian and MeanFlow rules
+    batch_size: int = 512
+    lr: float = 1e-3
+    warm_steps: int = 1000  # phase 1: velocity part only
+    diagonal_fraction: float = 0.25  # share of each batch on the diagonal s = t
+    d_weight: float = 0.5  # weight of the D loss in phase 2
+    div_scale: float = 2.0  # R: the map's scalar head regresses D / R (saved in the map's config)
+    divergence: str = "exact"  # teacher divergence targets: "exact" (2-D) or "hutchinson"
+    probes: int = 1  # Hutchinson probes per point
+    time_power: float = 1.0  # t, s = 1 - (1 - U)^time_power: 1 is uniform, > 1 favours the data end
+    grid_fraction: float = 0.0  # share of the off-diagonal pairs drawn from the K-step grids used at evaluation
+    grid_steps: tuple[int, ...] = flowmap.EVAL_STEPS  # those K: pairs (k/K, (k +- 1)/K), forward and backward
+    adaptive_power: float = 0.0  # p of MeanFlow's adaptive per-point weight 1 / (error + c)^p (0: plain squares)
+    sigma0: float = 1.0  # the base N(0, sigma0^2 I) of the map (and of the data's noise x0)
+    net: nets.MLPConfig = field(default_factory=nets.MLPConfig)  # architecture of a fresh 2-D map, used only when
+    # the teacher cannot warm-start it (a VelocityMLP teacher gives the map its own architecture)
+
+
+RULE_CHANGES = {
+    "lsd": {},
+    "meanflow": {},
+    # No JVP: a step costs about half of a Lagrangian one, so twice the steps fit the same 5 minutes. Times favour
+    # the data end, where the likelihood error sits; half the pairs are steps of the evaluation grids; the adaptive
+    # weight keeps rare huge errors near cell edges from dominating (measurements: benchmarks/results/f2d2.txt).
+    # The other rules lost sample quality (lsd) or diverged (meanflow) with these; Shortcut diverged at lr 2e-3.
+    "shortcut": {"steps": 10_000, "warm_steps": 2000, "time_power": 2.0, "grid_fraction": 0.5,
+                 "adaptive_power": 0.5},
+}
+
+
+def distill_config(rule: str = "lsd", **changes) -> DistillConfig:
+    """The CPU defaults of ``rule`` (``DistillConfig()`` with ``RULE_CHANGES[rule]``), then ``changes``."""
+    checks.choice(rule, losses.RULES, "rule")
+    return dataclasses.replace(DistillConfig(), **{**RULE_CHANGES[rule], **changes})
+
+
+def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_scale: float) -> Callable:
+    """The phased F2D2 loss as a ``fit`` loss, for any data: ``draw(generator, step) -> Batch(x0, x1)``.
+
+    A fraction ``config.diagonal_fraction`` of the batch gets the tangent loss against ``teacher``, the rest the
+    off-diagonal ``rule`` at (t, s) over the whole square; the D terms have weight 0 before ``config.warm_steps``.
+    A teacher module is used through a frozen copy on ``config.device``.
+    """
+    checks.choice(rule, losses.RULES, "rule")
+    checks.choice(config.divergence, ode.DIVERGENCES, "divergence")
+    if isinstance(teacher, nn.Module):
+        teacher = copy.deepcopy(teacher).to(resolve_device(config.device)).eval().requires_grad_(False)
+    rule_loss, n_diag = losses.RULE_LOSSES[rule], round(config.batch_size * config.diagonal_fraction)
+    if not 0 < n_diag < config.batch_size:
+        raise ValueError(f"batch_size {config.batch_size} with diagonal_fraction {config.diagonal_fraction} leaves "
+                         f"{n_diag} tangent and {config.batch_size - n_diag} off-diagonal points; both need >= 1")
+    n_grid = round((config.batch_size - n_diag) * config.grid_fraction)
+
+    def loss_fn(model, step, gen):
+        x0, x1 = draw(gen, step)
+        t, s = _pairs(len(x1), n_diag, n_grid, config, gen)
+        xt = losses.interpolate(x0, x1, t)
+        extra = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=div_scale,
+                     adaptive_power=config.adaptive_power)
+        target = losses.teacher_targets(teacher, xt[:n_diag], t[:n_diag], config.divergence, config.probes, gen)
+        diag = losses.tangent(model, target, xt[:n_diag], t[:n_diag], **extra)
+        off = rule_loss(model, teacher, xt[n_diag:], t[n_diag:], s[n_diag:], divergence=config.divergence,
+                        probes=config.probes, generator=gen, **extra)
+        return losses.LossOutput(diag.loss + off.loss, {**diag.metrics, **off.metrics})
+
+    return loss_fn
+
+
+def _pairs(n: int, n_diag: int, n_grid: int, config: DistillConfig, gen) -> times.TimePairs:
+    """The batch's (t, s): the first ``n_diag`` on the diagonal, the next ``n_grid`` single steps of the K-step
+    grids, the rest skewed times over the whole square."""
+    t = times.skewed(n, config.time_power, gen)
+    s = torch.cat([t[:n_diag], times.skewed(n - n_diag, config.time_power, gen)])
+    if n_grid:
+        t[n_diag:n_diag + n_grid], s[n_diag:n_diag + n_grid] = times.grid_pairs(n_grid, config.grid_steps, gen)
+    return times.TimePairs(t, s)

@@ -1,0 +1,57 @@
+"""The training loop that knows no method: schedule, devices, errors, and what it returns."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import f2d2mini as f2
+
+TINY = f2.loop.LoopConfig(steps=5, batch_size=4, warmup=1, log_every=5, progress=False)
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = f2.loop.LoopConfig(steps=100, warmup=10, final_lr_ratio=0.1)
+    factors = [f2.loop._lr_factor(s, config) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert factors[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+        f2.loop.fit(torch.nn.Linear(2, 2), None, dataclasses.replace(TINY, steps=0))
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        f2.loop.resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            f2.loop.resolve_device("cuda")
+
+
+def test_diverging_loss_stops_with_a_clear_error():
+    def loss_fn(model, step, gen):
+        return f2.losses.LossOutput(torch.tensor(float("nan"), requires_grad=True), {})
+
+    with pytest.raises(FloatingPointError, match="loss became nan at step 0"):
+        f2.loop.fit(torch.nn.Linear(2, 2), loss_fn, TINY)
+
+
+def test_fit_returns_a_frozen_ema_with_history_and_metadata():
+    """The EMA starts as a short-memory average: after one step with decay min(0.999, 1/EMA_WARMUP) it sits
+    1 - 1/EMA_WARMUP of the way to the new weights."""
+    model = torch.nn.Linear(2, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+
+    def loss_fn(net, step, gen):
+        loss = net(torch.ones(4, 2)).pow(2).mean()
+        return f2.losses.LossOutput(loss, {"toy/loss": loss.item()})
+
+    ema = f2.loop.fit(model, loss_fn, dataclasses.replace(TINY, steps=1, log_every=1), seed=3,
+                      metadata={"what": "toy"})
+    decay = 1 / f2.loop.EMA_WARMUP
+    for b, p, e in zip(before, model.parameters(), ema.parameters()):
+        torch.testing.assert_close(e, decay * b + (1 - decay) * p.detach())
+    assert not ema.training and not any(p.requires_grad for p in ema.parameters())
+    assert ema.history.step == [1] and list(ema.history.metrics) == ["toy/loss"]
+    assert ema.metadata == {"what": "toy", "seed": 3, "train_config": dataclasses.asdict(
+        dataclasses.replace(TINY, steps=1, log_every=1))}
