@@ -78,17 +78,19 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
     """
     checks.choice(rule, losses.RULES, "rule")
     checks.choice(config.divergence, ode.DIVERGENCES, "divergence")
+    device = resolve_device(config.device)
     if isinstance(teacher, nn.Module):
-        teacher = copy.deepcopy(teacher).to(resolve_device(config.device)).eval().requires_grad_(False)
+        teacher = copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
     rule_loss, n_diag = losses.RULE_LOSSES[rule], round(config.batch_size * config.diagonal_fraction)
     if not 0 < n_diag < config.batch_size:
         raise ValueError(f"batch_size {config.batch_size} with diagonal_fraction {config.diagonal_fraction} leaves "
                          f"{n_diag} tangent and {config.batch_size - n_diag} off-diagonal points; both need >= 1")
     n_grid = round((config.batch_size - n_diag) * config.grid_fraction)
+    grid_steps = torch.tensor(config.grid_steps, device=device)  # once, not a host-to-device copy per step
 
     def loss_fn(model, step, gen):
         x0, x1 = draw(gen, step)
-        t, s = _pairs(len(x1), n_diag, n_grid, config, gen)
+        t, s = _pairs(len(x1), n_diag, n_grid, grid_steps, config.time_power, gen)
         xt = losses.interpolate(x0, x1, t)
         extra = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=div_scale,
                      adaptive_power=config.adaptive_power)
@@ -101,11 +103,11 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
     return loss_fn
 
 
-def _pairs(n: int, n_diag: int, n_grid: int, config: DistillConfig, gen) -> times.TimePairs:
+def _pairs(n: int, n_diag: int, n_grid: int, grid_steps: torch.Tensor, time_power: float, gen) -> times.TimePairs:
     """The batch's (t, s): the first ``n_diag`` on the diagonal, the next ``n_grid`` single steps of the K-step
     grids, the rest skewed times over the whole square."""
-    t = times.skewed(n, config.time_power, gen)
-    s = torch.cat([t[:n_diag], times.skewed(n - n_diag, config.time_power, gen)])
+    t = times.skewed(n, time_power, gen)
+    s = torch.cat([t[:n_diag], times.skewed(n - n_diag, time_power, gen)])
     if n_grid:
-        t[n_diag:n_diag + n_grid], s[n_diag:n_diag + n_grid] = times.grid_pairs(n_grid, config.grid_steps, gen)
+        t[n_diag:n_diag + n_grid], s[n_diag:n_diag + n_grid] = times.grid_pairs(n_grid, grid_steps, gen)
     return times.TimePairs(t, s)

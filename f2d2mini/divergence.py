@@ -3,7 +3,9 @@
 ``f(x, *args)`` maps a batch ``[B, *shape]`` to a batch of the same shape, each sample independently, as a
 velocity ``v(x, t)`` does (pass ``t`` as an extra argument). Both functions return the field's value too, so an
 ODE step pays for it once. They use ``torch.func`` transforms, which ignore an outer ``torch.no_grad()``: call
-them inside one.
+them inside one. They check shapes, not values (a check of values reads the tensor back to the host, which would
+stall every training step on a GPU): a nan in ``x`` gives a nan divergence, and the public entry points that take
+data (:func:`f2d2mini.ode.likelihood`, the flow maps' ``log_prob``) check values once, up front.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def exact(f: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Tensor) 
         x: points ``[B, *shape]``.
         args: further inputs passed to ``f`` (e.g. times ``[B]``), not differentiated.
     """
-    checks.batch(x)
+    checks.batch(x, finite=False)
     value, pullback = vjp(lambda z: f(z, *args), x)
     flat = torch.zeros(x[0].numel(), dtype=x.dtype, device=x.device)
     total = torch.zeros(len(x), dtype=x.dtype, device=x.device)
@@ -74,7 +76,7 @@ def hutchinson(f: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Ten
         noise: ``"rademacher"`` (lower variance) or ``"gaussian"``.
         generator: randomness for drawing the probes.
     """
-    checks.batch(x)
+    checks.batch(x, finite=False)
     if eps is None:
         eps = probes(x, n, noise, generator)
     elif eps.shape[1:] != x.shape:

@@ -94,7 +94,7 @@ class _Loop:
     gen: torch.Generator
     params: list[nn.Parameter]
     history: History = field(default_factory=History)
-    window: list = field(default_factory=list)  # (loss, metrics) of the steps since the last history entry
+    window: list = field(default_factory=list)  # (loss, metrics) tensors of the steps since the last history entry
     step: int = 0  # optimizer steps done
 
 
@@ -128,7 +128,7 @@ def fit(model: nn.Module, loss_fn: Callable, config: LoopConfig, *, seed: int = 
     for step in bar:
         _step(loop, net, loss_fn, step, config, bf16)
         if loop.step % config.log_every == 0 or loop.step == config.steps:
-            _log(loop.history, loop.step, loop.window)
+            _log(loop.history, loop.step, loop.window, config.lr)
             rate = config.batch_size * (loop.step - first) / (time.perf_counter() - start)
             bar.set_postfix({"loss": f"{loop.history.loss[-1]:.4f}", f"{unit}/s": f"{rate:.0f}"})
             loop.window = []
@@ -163,11 +163,10 @@ def _start(model: nn.Module, config: LoopConfig, seed: int, parameters) -> _Loop
 
 
 def _step(loop: _Loop, net: nn.Module, loss_fn: Callable, step: int, config: LoopConfig, bf16: bool) -> None:
-    """One optimizer step on ``loss_fn``'s batch, then the EMA update."""
+    """One optimizer step on ``loss_fn``'s batch, then the EMA update. Nothing here reads a tensor back to the
+    host: a GPU step never waits (:func:`_log` reads the window once and catches a non-finite loss there)."""
     with torch.autocast(loop.gen.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = loss_fn(net, step, loop.gen)
-    if not torch.isfinite(out.loss):
-        raise FloatingPointError(f"loss became {out.loss.item()} at step {step}; lower lr (now {config.lr})")
     loop.opt.zero_grad(set_to_none=True)
     out.loss.backward()
     nn.utils.clip_grad_norm_(loop.params, config.grad_clip)
@@ -176,15 +175,25 @@ def _step(loop: _Loop, net: nn.Module, loss_fn: Callable, step: int, config: Loo
     decay = min(config.ema_decay, (1 + step) / (EMA_WARMUP + step))
     with torch.no_grad():
         torch._foreach_lerp_(list(loop.ema.parameters()), list(loop.model.parameters()), 1 - decay)
-    loop.window.append((out.loss.item(), out.metrics))
+    loop.window.append((out.loss.detach(), out.metrics))
     loop.step = step + 1
 
 
-def _log(history: History, step: int, window: list[tuple[float, dict[str, float]]]) -> None:
+def _log(history: History, step: int, window: list[tuple[torch.Tensor, dict[str, torch.Tensor]]], lr: float) -> None:
+    """Appends the window's mean loss and metrics to ``history``, reading them to the host in one go; a non-finite
+    loss anywhere in the window stops the run, naming its step."""
+    keys = list(window[0][1])
+    rows = torch.stack([torch.stack([loss.float(), *(m[k].float() for k in keys)]) for loss, m in window])
+    values = rows.cpu().tolist()  # [window, 1 + metrics]: the one host read per window
+    first = step - len(window)
+    for i, row in enumerate(values):
+        if not math.isfinite(row[0]):
+            raise FloatingPointError(f"loss became {row[0]} at step {first + i}; lower lr (now {lr})")
+    means = [sum(column) / len(values) for column in zip(*values)]
     history.step.append(step)
-    history.loss.append(sum(loss for loss, _ in window) / len(window))
-    for key in window[0][1]:
-        history.metrics.setdefault(key, []).append(sum(m[key] for _, m in window) / len(window))
+    history.loss.append(means[0])
+    for key, mean in zip(keys, means[1:]):
+        history.metrics.setdefault(key, []).append(mean)
 
 
 def _config_json(config: LoopConfig) -> dict:
@@ -198,7 +207,8 @@ def _save_state(path: Path, loop: _Loop, config: LoopConfig) -> None:
         "device_type": loop.gen.device.type,
         "model": loop.model.state_dict(), "ema": loop.ema.state_dict(), "optimizer": loop.opt.state_dict(),
         "scheduler": loop.sched.state_dict(), "generator": loop.gen.get_state(),
-        "history": dataclasses.asdict(loop.history), "window": [[loss, m] for loss, m in loop.window],
+        "history": dataclasses.asdict(loop.history),
+        "window": [[loss.item(), {k: v.item() for k, v in m.items()}] for loss, m in loop.window],
     }, path)
 
 
@@ -220,5 +230,7 @@ def _load_state(path: Path, loop: _Loop, config: LoopConfig) -> None:
     loop.sched.load_state_dict(state["scheduler"])
     loop.gen.set_state(state["generator"])
     loop.history = History(**state["history"])
-    loop.window = [(loss, m) for loss, m in state["window"]]
+    device = loop.gen.device
+    loop.window = [(torch.tensor(loss, device=device), {k: torch.tensor(v, device=device) for k, v in m.items()})
+                   for loss, m in state["window"]]
     loop.step = state["step"]

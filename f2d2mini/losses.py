@@ -1,6 +1,7 @@
 """Training losses as pure functions returning ``LossOutput(loss, metrics)`` (book chapters 1 and 4).
 
-Metric keys are namespaced (``"fm/..."``) and hold detached floats for the progress bar and the history.
+Metric keys are namespaced (``"fm/..."``) and hold detached scalar tensors: the training loop reads them back to
+the host once per ``log_every`` steps, so that a GPU step never waits for the host.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ __all__ = ["LossOutput", "Batch", "Targets", "MeanFlowTarget", "LagrangianPredic
 
 
 class LossOutput(NamedTuple):
-    """``loss``: the scalar to minimise; ``metrics``: named floats to log."""
+    """``loss``: the scalar to minimise; ``metrics``: named detached scalar tensors to log."""
 
     loss: torch.Tensor
-    metrics: dict[str, float]
+    metrics: dict[str, torch.Tensor]
 
 
 class Batch(NamedTuple):
@@ -49,7 +50,7 @@ def flow_matching(velocity, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor)
     target = x1 - x0
     err = (velocity(interpolate(x0, x1, t), t) - target).flatten(1).pow(2).sum(1)
     loss = err.mean()
-    return LossOutput(loss, {"fm/loss": loss.item()})
+    return LossOutput(loss, {"fm/loss": loss.detach()})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ def regress(out, target: Targets, d_weight: float, div_scale: float, prefix: str
     err = err_u + d_weight * err_d
     if adaptive_power:
         err = err / (err.detach() + ADAPTIVE_EPS) ** adaptive_power
-    return LossOutput(err.mean(), {f"{prefix}/u": err_u.mean().item(), f"{prefix}/D": err_d.mean().item()})
+    return LossOutput(err.mean(), {f"{prefix}/u": err_u.mean().detach(), f"{prefix}/D": err_d.mean().detach()})
 
 
 def _bcast(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -27,10 +27,12 @@ def skewed(n: int, power: float, gen: torch.Generator) -> torch.Tensor:
     return 1 - (1 - torch.rand(n, generator=gen, device=gen.device)) ** power
 
 
-def grid_pairs(n: int, grid_steps: tuple[int, ...], gen: torch.Generator) -> TimePairs:
-    """n pairs (t, s) = (k/K, (k +- 1)/K) of the K-step grids: K drawn from ``grid_steps``, direction at random."""
-    k_steps = torch.tensor(grid_steps, device=gen.device)[
-        torch.randint(len(grid_steps), (n,), generator=gen, device=gen.device)]
+def grid_pairs(n: int, grid_steps: tuple[int, ...] | torch.Tensor, gen: torch.Generator) -> TimePairs:
+    """n pairs (t, s) = (k/K, (k +- 1)/K) of the K-step grids: K drawn from ``grid_steps``, direction at random.
+
+    Pass ``grid_steps`` as a tensor on the generator's device to save a host-to-device copy per call."""
+    grid_steps = torch.as_tensor(grid_steps, device=gen.device)
+    k_steps = grid_steps[torch.randint(len(grid_steps), (n,), generator=gen, device=gen.device)]
     k = torch.floor(torch.rand(n, generator=gen, device=gen.device) * k_steps)
     start, end = k / k_steps, (k + 1) / k_steps
     backward = torch.rand(n, generator=gen, device=gen.device) < 0.5

@@ -18,12 +18,12 @@ VALUE_CHECKED = {  # public entry points: shape and value checks
     "rings.log_prob": f2.toy.density("rings").log_prob,
     "ode.log_prob": lambda x: f2.ode.log_prob(gmm.velocity, x, "euler", 1),
     "ode.sample": lambda x: f2.ode.sample(gmm.velocity, x, steps=1),
-    "divergence.exact": lambda x: f2.divergence.exact(gmm.velocity, x, torch.zeros(len(x))),
-    "divergence.hutchinson": lambda x: f2.divergence.hutchinson(gmm.velocity, x, torch.zeros(len(x))),
 }
-SHAPE_CHECKED = {  # velocities run inside torch.func transforms: shape checks only
+SHAPE_CHECKED = {  # velocities run inside torch.func transforms, divergences inside training steps: shapes only
     "GaussianMixture.velocity": lambda x: gmm.velocity(x, 0.5),
     "VelocityMLP": lambda x: mlp(x, 0.5),
+    "divergence.exact": lambda x: f2.divergence.exact(gmm.velocity, x, torch.zeros(len(x))).divergence,
+    "divergence.hutchinson": lambda x: f2.divergence.hutchinson(gmm.velocity, x, torch.zeros(len(x))).divergence,
 }
 
 

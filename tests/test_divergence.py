@@ -56,8 +56,8 @@ def test_rademacher_is_exact_for_a_diagonal_field():
 
 def test_divergence_rejects_bad_inputs():
     _, f = linear_field()
-    with pytest.raises(ValueError, match="non-finite"):
-        f2.divergence.exact(f, torch.tensor([[float("nan")] * D]))
+    out = f2.divergence.exact(f, torch.full((1, D), float("nan"), dtype=torch.float64))
+    assert torch.isnan(out.value).all()  # values are not checked here (no host read in a training step): nan in, out
     with pytest.raises(ValueError, match="at least 2 axes"):
         f2.divergence.hutchinson(f, torch.zeros(D))
     with pytest.raises(ValueError, match="unknown noise 'uniform'"):

@@ -1,6 +1,7 @@
 """The training loop that knows no method: schedule, devices, errors, and what it returns."""
 
 import dataclasses
+import traceback
 
 import pytest
 import torch
@@ -28,12 +29,53 @@ def test_bad_settings_are_named():
             f2.loop.resolve_device("cuda")
 
 
-def test_diverging_loss_stops_with_a_clear_error():
-    def loss_fn(model, step, gen):
-        return f2.losses.LossOutput(torch.tensor(float("nan"), requires_grad=True), {})
+def test_diverging_loss_stops_with_a_clear_error_naming_the_step():
+    """The loss is read once per window of log_every steps; the first non-finite one is named."""
 
-    with pytest.raises(FloatingPointError, match="loss became nan at step 0"):
-        f2.loop.fit(torch.nn.Linear(2, 2), loss_fn, TINY)
+    def loss_fn(model, step, gen):
+        value = float("nan") if step >= 7 else 1.0
+        return f2.losses.LossOutput(model(torch.ones(1, 2)).sum() * 0 + value, {})
+
+    with pytest.raises(FloatingPointError, match="loss became nan at step 7; lower lr"):
+        f2.loop.fit(torch.nn.Linear(2, 1), loss_fn, dataclasses.replace(TINY, steps=20, log_every=5))
+
+
+HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy")
+
+
+@pytest.mark.parametrize("rule", ["teacher", *f2.losses.RULES])
+def test_training_steps_never_read_tensors_back_to_the_host(rule, monkeypatch):
+    """A GPU step that reads a tensor back (.item(), if tensor:, ...) waits for every queued kernel. Counted on the
+    CPU: the host reads of a run do not grow with the number of steps between two log entries. (Adam reads its step
+    counters, which live on the CPU on every device: not counted.)"""
+    teacher = f2.nets.VelocityMLP(f2.nets.MLPConfig(width=8, depth=1, time_frequencies=2))
+    dens = f2.toy.density("gaussians8")
+    draw = f2.train.density_batches(dens, 16, 1.0, seed=0)
+    if rule == "teacher":
+        loss_fn = f2.train.teacher_loss(draw)
+        model = f2.nets.VelocityMLP(teacher.config)
+    else:
+        config = f2.train.distill_config(rule, batch_size=16, divergence="hutchinson", grid_fraction=0.5,
+                                         warm_steps=0, progress=False)
+        loss_fn = f2.distillation.distill_loss(teacher, draw, rule, config, 2.0)
+        model = f2.flowmap.JointFlowMap.from_teacher(teacher)
+
+    def reads(steps):
+        counts = {"n": 0}
+        for name in HOST_READS:
+            original = getattr(torch.Tensor, name)
+
+            def counted(self, *args, __original=original, **kwargs):
+                caller = traceback.extract_stack(limit=2)[0].filename
+                counts["n"] += "torch/optim" not in caller.replace("\\", "/")
+                return __original(self, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+        f2.loop.fit(model, loss_fn, dataclasses.replace(TINY, steps=steps, log_every=steps))
+        monkeypatch.undo()
+        return counts["n"]
+
+    assert reads(4) == reads(12)
 
 
 def test_fit_returns_a_frozen_ema_with_history_and_metadata():
@@ -44,7 +86,7 @@ def test_fit_returns_a_frozen_ema_with_history_and_metadata():
 
     def loss_fn(net, step, gen):
         loss = net(torch.ones(4, 2)).pow(2).mean()
-        return f2.losses.LossOutput(loss, {"toy/loss": loss.item()})
+        return f2.losses.LossOutput(loss, {"toy/loss": loss.detach()})
 
     ema = f2.loop.fit(model, loss_fn, dataclasses.replace(TINY, steps=1, log_every=1), seed=3,
                       metadata={"what": "toy"})

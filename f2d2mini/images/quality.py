@@ -66,7 +66,7 @@ def train_classifier(data: images_data.Images, config: ClassifierConfig = Classi
         images, labels = on_device[gen.device]
         idx = torch.randint(len(images), (config.batch_size,), generator=gen, device=gen.device)
         loss = F.cross_entropy(net(images_data.dequantize(images[idx], data.levels, gen)), labels[idx])
-        return losses.LossOutput(loss, {"cls/loss": loss.item()})
+        return losses.LossOutput(loss, {"cls/loss": loss.detach()})
 
     return loop.fit(model, loss_fn, config, seed=seed, desc=f"classifier {data.name}", unit="img")
 
