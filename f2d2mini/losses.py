@@ -14,7 +14,7 @@ import torch
 from f2d2mini.flowmap import FlowMapOutput
 
 __all__ = ["LossOutput", "Batch", "Targets", "MeanFlowTarget", "LagrangianPrediction", "interpolate", "flow_matching",
-           "teacher_targets", "regress", "tangent", "shortcut", "meanflow", "meanflow_target", "lsd",
+           "teacher_targets", "regress", "tangent", "shortcut", "shortcut_target", "meanflow", "meanflow_target", "lsd",
            "lsd_prediction", "RULES", "RULE_LOSSES", "ADAPTIVE_EPS"]
 
 
@@ -109,15 +109,20 @@ def tangent(model, target: Targets, x, t, *, d_weight=1.0, div_scale=1.0, adapti
     return regress(model(x, t, t), target, d_weight, div_scale, "tangent", adaptive_power)
 
 
-def shortcut(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, adaptive_power=0.0, **_) -> LossOutput:
-    """Semigroup: with r = (t + s) / 2 and x_r = x + (r - t) u(x, t, r), the jump t -> s is the average of the
-    two half jumps: u(x, t, s) <- sg[(u(x, t, r) + u(x_r, r, s)) / 2], and the same for D."""
+def shortcut_target(model, x, t, s) -> Targets:
+    """The semigroup target: with r = (t + s) / 2 and x_r = x + (r - t) u(x, t, r), the average of the two half
+    jumps, ((u(x, t, r) + u(x_r, r, s)) / 2, (D(x, t, r) + D(x_r, r, s)) / 2). Detached, and in float32 outside any
+    bf16 autocast: D is R times the head's output (R in the thousands for images), too coarse in bf16."""
     r = (t + s) / 2
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
         first = model(x, t, r)
         second = model(x + _bcast(r - t, x) * first.u, r, s)
-        target = Targets((first.u + second.u) / 2, (first.D + second.D) / 2)
-    return regress(model(x, t, s), target, d_weight, div_scale, "shortcut", adaptive_power)
+        return Targets((first.u + second.u) / 2, (first.D + second.D) / 2)
+
+
+def shortcut(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, adaptive_power=0.0, **_) -> LossOutput:
+    """Semigroup rule: regress (u, D) at (x, t, s) onto :func:`shortcut_target`, the average of two half jumps."""
+    return regress(model(x, t, s), shortcut_target(model, x, t, s), d_weight, div_scale, "shortcut", adaptive_power)
 
 
 def _jvp(fn, primals: tuple, tangents: tuple, device_type: str):

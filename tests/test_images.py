@@ -366,3 +366,19 @@ def test_rules_run_under_bf16_autocast(rule):
     out.loss.backward()
     assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_shortcut_targets_are_float32_under_bf16_autocast():
+    """The two half jumps of the Shortcut target (D scaled by R) are computed in float32, autocast or not."""
+    from f2d2mini import losses
+
+    torch.manual_seed(0)
+    model = unet.UNetFlowMap.from_teacher(unet.UNetVelocity(TINY_NET), 64.0)
+    with torch.no_grad():
+        model.div_head[-1].weight.normal_()  # a non-zero D head
+    x, t, s = torch.randn(4, 1, 8, 8), torch.rand(4), torch.rand(4)
+    plain = losses.shortcut_target(model, x, t, s)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = losses.shortcut_target(model, x, t, s)
+    assert mixed.u.dtype == mixed.D.dtype == torch.float32
+    torch.testing.assert_close(mixed, plain)
