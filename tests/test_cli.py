@@ -92,3 +92,8 @@ def test_distill_eval_and_bench_f2d2(capsys, tmp_path):
     code, text = run(capsys, "bench", "f2d2", "--densities", "gaussians8", "--rules", "shortcut", "--checkpoints",
                      str(ckpts), "--n", "100", "--json", str(out), "--device", "cpu")
     assert code == 0 and "speedup" in text and out.is_file()
+    import json
+
+    grid = json.loads(out.read_text())["grid"]
+    assert [row["steps"] for row in grid] == list(f2.flowmap.EVAL_STEPS) and "overshoot" in text
+    assert abs(grid[0]["exact_integral"] - 1) < 0.01  # gaussians8 on the grid: its mass lies inside [-6, 6]^2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -17,13 +18,16 @@ from f2d2mini import base, checkpoint, flowmap, guidance, metrics, ode, toy
 from f2d2mini.bench.solvers import HELDOUT_SEED, heldout, load_saved, reference
 from f2d2mini.bench.tables import Table, median_seconds
 
-__all__ = ["LikelihoodRow", "likelihood_row", "f2d2_suite", "GUIDANCE_LRS", "N_SAMPLES", "SAMPLE_STEPS"]
+__all__ = ["LikelihoodRow", "likelihood_row", "GridRow", "Grid", "grid_reference", "grid_rows", "f2d2_suite",
+           "GUIDANCE_LRS", "N_SAMPLES", "SAMPLE_STEPS", "GRID_LIMIT", "GRID_SIZE", "GRID_REFERENCE"]
 
 GUIDANCE_LRS = (0.0, 0.05, 0.1, 0.2)  # self-guidance step sizes compared
 N_SAMPLES = 4000  # samples per sample-quality measurement
 SAMPLE_STEPS = (1, 2, 4)  # jumps K of the sample-quality table
 HELDOUT_DATA_SEED = HELDOUT_SEED + 1  # fresh data that samples are compared with
 HELDOUT_NOISE_SEED = HELDOUT_SEED + 2  # the noise every sampler starts from
+GRID_LIMIT, GRID_SIZE = 6.0, 121  # the grid suite: 121 x 121 points on [-6, 6]^2, a box around every toy density
+GRID_REFERENCE = dict(solver="rk4", steps=32)  # the teacher's ODE log-density on the grid (per point: fixed steps)
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,60 @@ def likelihood_row(density: toy.Density, method: str, nfe: int, log_prob: torch.
                          t.abs().mean().item())
 
 
+@dataclass(frozen=True)
+class GridRow:
+    """A map's K-step density on the grid of :data:`GRID_SIZE` points per side on [-GRID_LIMIT, GRID_LIMIT]^2 against
+    the teacher's ODE log-density there (see :class:`f2d2mini.metrics.GridScore`); the exact density's and the
+    teacher's integrals on the same grid beside it."""
+
+    density: str
+    rule: str
+    steps: int
+    integral: float
+    teacher_integral: float
+    exact_integral: float
+    mae_mass: float  # mean |log p_K - log p_teacher| where log p_teacher >= -10
+    off_by_1: float  # share of those points off by more than 1 nat
+    overshoot: float  # largest log p_K - log p_teacher where either is >= -10
+
+
+class Grid(NamedTuple):
+    """The grid ``points`` ``[n, 2]``, the teacher's ODE log-density there (``reference`` ``[n]``), the
+    ``cell_area``, and the teacher's and the exact density's integrals on the grid."""
+
+    points: torch.Tensor
+    reference: torch.Tensor
+    cell_area: float
+    teacher_integral: float
+    exact_integral: float
+
+
+def grid_reference(teacher, density: toy.Density, device: torch.device | str = "cpu") -> Grid:
+    """The grid of the suite with the teacher's reference log-density (:data:`GRID_REFERENCE`)."""
+    from f2d2mini import plots
+
+    x = plots.grid(GRID_LIMIT, GRID_SIZE).to(device)
+    cell = (2 * GRID_LIMIT / (GRID_SIZE - 1)) ** 2
+    reference = ode.log_prob(teacher, x, **GRID_REFERENCE)
+    return Grid(x, reference, cell, metrics.grid_score(reference, reference, cell).integral,
+                metrics.grid_score(density.log_prob(x), reference, cell).integral)
+
+
+def grid_rows(model, rule: str, density: toy.Density, grid: Grid) -> list[GridRow]:
+    """:class:`GridRow` s of ``model`` at K in ``flowmap.EVAL_STEPS`` on ``grid``."""
+    rows = []
+    for k in flowmap.EVAL_STEPS:
+        score = metrics.grid_score(model.log_prob(grid.points, k), grid.reference, grid.cell_area)
+        rows.append(GridRow(density.name, rule, k, score.integral, grid.teacher_integral, grid.exact_integral,
+                            score.mae, score.off_by_1, score.overshoot))
+    return rows
+
+
 def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard", "gaussians8"),
                checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
                device: torch.device | str = "cpu") -> dict[str, Table]:
     """Every saved map ``f2d2_RULE_DENSITY.pt`` under ``checkpoints`` with its teacher. Returns the tables by name."""
-    tables = {"likelihood": [], "speed": [], "samples": [], "guidance": []}
+    tables = {"likelihood": [], "grid": [], "speed": [], "samples": [], "guidance": []}
     for name in densities:
         density = toy.density(name)
         teacher = load_saved(checkpoint.teacher_path(name, checkpoints), f"f2d2mini teacher --density {name}",
@@ -60,6 +113,7 @@ def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard",
         ref = reference(teacher, density, x)
         exact = density.log_prob(x)
         tables["likelihood"] += _teacher_rows(teacher, density, x, exact, ref.log_prob)
+        grid = grid_reference(teacher, density, device)
         data = density.sample(N_SAMPLES, seed=HELDOUT_DATA_SEED).to(device)
         noise = base.sample(N_SAMPLES, (density.dim,), seed=HELDOUT_NOISE_SEED, device=device)
         swd_teacher = metrics.sliced_wasserstein(ode.sample(teacher, noise), data)
@@ -67,6 +121,7 @@ def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard",
             model = load_saved(checkpoint.flow_map_path(name, rule, checkpoints),
                                f"f2d2mini distill --density {name} --rule {rule}", device)
             tables["likelihood"] += _map_rows(model, rule, density, x, exact, ref.log_prob)
+            tables["grid"] += grid_rows(model, rule, density, grid)
             k4 = median_seconds(lambda: model.log_prob(x, 4))  # noqa: B023
             tables["speed"].append({"density": name, "rule": rule, "n": n, "k4_seconds": k4,
                                     "dopri5_seconds": ref.summary.seconds, "dopri5_nfe": ref.summary.nfe,
@@ -77,6 +132,8 @@ def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard",
                                           "swd_teacher_100": swd_teacher, "ratio": swd / swd_teacher})
             tables["guidance"] += _guidance_rows(model, rule, density, noise, data)
     titles = {"likelihood": "Log-likelihood error (nats) of held-out points",
+              "grid": f"K-step density on a {GRID_SIZE} x {GRID_SIZE} grid on [-{GRID_LIMIT:g}, {GRID_LIMIT:g}]^2 "
+                      "against the teacher's ODE (RK4, 32 steps)",
               "speed": "K = 4 likelihood against dopri5, same run", "samples": "Sample distance to fresh data "
               "(sliced W2)", "guidance": "Self-guidance, 1-step samples"}
     return {key: Table(rows, title=f"{titles[key]}:") for key, rows in tables.items()}
