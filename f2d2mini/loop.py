@@ -6,13 +6,16 @@ clipping, progress bar, loss history, and a resumable training state.
 exponential moving average (EMA) copy of the model in eval mode, carrying ``model.history`` (a :class:`History`)
 and ``model.metadata`` (the config and seed, plus what the caller adds); :func:`f2d2mini.load` gives a saved model
 the same two attributes.
+
+Under ``torchrun`` (:mod:`f2d2mini.distributed`) the same loop trains data-parallel: the model goes into
+DistributedDataParallel, each rank draws from its own random stream, logged values are averaged over ranks, and
+rank 0 alone shows progress and writes the training state (with every rank's random stream).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable
@@ -22,15 +25,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from f2d2mini import base, checkpoint, checks
+from f2d2mini import base, checkpoint, checks, distributed, train_state
+from f2d2mini.train_state import STATE_FORMAT
 
 __all__ = ["LoopConfig", "History", "fit", "resolve_device", "DEVICES", "STATE_FORMAT", "EMA_WARMUP"]
 
 DEVICES = ("auto", "cpu", "cuda")
 EMA_WARMUP = 10  # the EMA decay is min(ema_decay, (1 + step) / (EMA_WARMUP + step)): short memory at first
-STATE_FORMAT = "f2d2mini-train-state/1"
-RESUMABLE_CHANGES = ("device", "progress", "checkpoint_every", "compile")  # fields a resumed run may change
-# (the device string may change, e.g. "auto" to "cuda", but not the kind of device: see _load_state)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class History:
     loss: list[float] = field(default_factory=list)
     metrics: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    elapsed: list[float] = field(default_factory=list)  # wall-clock seconds at each entry, every queued kernel done
 
 
 checkpoint.register_attribute("history", History)  # saved with a model's weights, restored by f2d2mini.load
@@ -111,7 +113,10 @@ def fit(model: nn.Module, loss_fn: Callable, config: LoopConfig, *, seed: int = 
         desc, unit: label of the progress bar, and what one batch element is (for its rate).
         state_path: file for the whole training state (model, EMA, optimizer, scheduler, step, generator, history),
             written atomically every ``config.checkpoint_every`` steps and at the end.
-        resume: continue from the state at ``state_path``: the result equals that of an uninterrupted run.
+        resume: continue from the state at ``state_path`` (same config, same kind of device, same number of
+            processes). On the CPU, also with several processes, the result equals that of an uninterrupted run bit
+            for bit. On CUDA it continues the same run but is not bit-identical: cuDNN's convolution gradients and
+            NCCL's reductions add in a varying order, so the weights drift apart at the level of float rounding.
         metadata: what to record with the model (e.g. the density and rule), saved by :func:`f2d2mini.save`.
     """
     from tqdm.auto import tqdm
@@ -119,22 +124,25 @@ def fit(model: nn.Module, loss_fn: Callable, config: LoopConfig, *, seed: int = 
     state_path = _check_run(config, state_path, resume)
     loop = _start(model, config, seed, parameters)
     if resume:
-        _load_state(state_path, loop, config)
-    net = torch.compile(model) if config.compile else model
+        train_state.load(state_path, loop, config)
+    net = distributed.wrap(model, loop.gen.device)
+    net = torch.compile(net) if config.compile else net
     bf16 = config.bf16 and loop.gen.device.type == "cuda"
     start, seconds0, first = time.perf_counter(), loop.history.seconds, loop.step
     bar = tqdm(range(first, config.steps), initial=first, total=config.steps, desc=desc,
-               disable=not config.progress, mininterval=1.0)
+               disable=not (config.progress and distributed.is_main()), mininterval=1.0)
     for step in bar:
         _step(loop, net, loss_fn, step, config, bf16)
         if loop.step % config.log_every == 0 or loop.step == config.steps:
             _log(loop.history, loop.step, loop.window, config.lr)
+            _synchronize(loop.gen.device)  # the last step's backward too: elapsed times are true times on a GPU
+            loop.history.elapsed.append(seconds0 + time.perf_counter() - start)
             rate = config.batch_size * (loop.step - first) / (time.perf_counter() - start)
             bar.set_postfix({"loss": f"{loop.history.loss[-1]:.4f}", f"{unit}/s": f"{rate:.0f}"})
             loop.window = []
         if config.checkpoint_every and (loop.step % config.checkpoint_every == 0 or loop.step == config.steps):
             loop.history.seconds = seconds0 + time.perf_counter() - start
-            _save_state(state_path, loop, config)
+            train_state.save(state_path, loop, config, _window_rows(loop.window))
     loop.history.seconds = seconds0 + time.perf_counter() - start
     loop.ema.history = loop.history
     loop.ema.metadata = {**(metadata or {}), "seed": seed, "train_config": dataclasses.asdict(config)}
@@ -152,14 +160,15 @@ def _check_run(config: LoopConfig, state_path, resume: bool) -> Path | None:
 
 
 def _start(model: nn.Module, config: LoopConfig, seed: int, parameters) -> _Loop:
-    """The model on its device, its EMA copy, Adam with the warm-up/cosine schedule and the batch generator."""
+    """The model on its device, its EMA copy, Adam with the warm-up/cosine schedule and this rank's batch
+    generator."""
     device = resolve_device(config.device)
     model.to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: _lr_factor(step, config))
-    return _Loop(model, ema, opt, sched, base.make_generator(seed, device), params)
+    return _Loop(model, ema, opt, sched, base.make_generator(distributed.rank_seed(seed), device), params)
 
 
 def _step(loop: _Loop, net: nn.Module, loss_fn: Callable, step: int, config: LoopConfig, bf16: bool) -> None:
@@ -179,12 +188,25 @@ def _step(loop: _Loop, net: nn.Module, loss_fn: Callable, step: int, config: Loo
     loop.step = step + 1
 
 
-def _log(history: History, step: int, window: list[tuple[torch.Tensor, dict[str, torch.Tensor]]], lr: float) -> None:
-    """Appends the window's mean loss and metrics to ``history``, reading them to the host in one go; a non-finite
-    loss anywhere in the window stops the run, naming its step."""
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _window_rows(window: list[tuple[torch.Tensor, dict[str, torch.Tensor]]]) -> tuple[list[str], list[list[float]]]:
+    """The metric names and the window's rows [loss, *metrics] per step, averaged over ranks, read to the host in
+    one go (the one host read per window)."""
+    if not window:
+        return [], []
     keys = list(window[0][1])
     rows = torch.stack([torch.stack([loss.float(), *(m[k].float() for k in keys)]) for loss, m in window])
-    values = rows.cpu().tolist()  # [window, 1 + metrics]: the one host read per window
+    return keys, distributed.mean(rows).cpu().tolist()
+
+
+def _log(history: History, step: int, window: list[tuple[torch.Tensor, dict[str, torch.Tensor]]], lr: float) -> None:
+    """Appends the window's mean loss and metrics to ``history``; a non-finite loss anywhere in the window stops the
+    run, naming its step."""
+    keys, values = _window_rows(window)
     first = step - len(window)
     for i, row in enumerate(values):
         if not math.isfinite(row[0]):
@@ -194,43 +216,3 @@ def _log(history: History, step: int, window: list[tuple[torch.Tensor, dict[str,
     history.loss.append(means[0])
     for key, mean in zip(keys, means[1:]):
         history.metrics.setdefault(key, []).append(mean)
-
-
-def _config_json(config: LoopConfig) -> dict:
-    data = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, as after a round trip
-    return {k: v for k, v in data.items() if k not in RESUMABLE_CHANGES}
-
-
-def _save_state(path: Path, loop: _Loop, config: LoopConfig) -> None:
-    checkpoint.atomic_save({
-        "format": STATE_FORMAT, "step": loop.step, "config": json.dumps(_config_json(config)),
-        "device_type": loop.gen.device.type,
-        "model": loop.model.state_dict(), "ema": loop.ema.state_dict(), "optimizer": loop.opt.state_dict(),
-        "scheduler": loop.sched.state_dict(), "generator": loop.gen.get_state(),
-        "history": dataclasses.asdict(loop.history),
-        "window": [[loss.item(), {k: v.item() for k, v in m.items()}] for loss, m in loop.window],
-    }, path)
-
-
-def _load_state(path: Path, loop: _Loop, config: LoopConfig) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise checkpoint.CheckpointError(f"{path} is not an f2d2mini training state ({STATE_FORMAT})")
-    if state.get("device_type") != loop.gen.device.type:  # CPU and CUDA random generators keep different states
-        raise ValueError(f"cannot resume from {path} on {loop.gen.device.type}: it was saved on "
-                         f"{state.get('device_type')}; resume on the same kind of device")
-    saved, now = json.loads(state["config"]), _config_json(config)
-    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
-    if changed:
-        diffs = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in changed)
-        raise ValueError(f"cannot resume from {path}: the config differs ({diffs})")
-    loop.model.load_state_dict(state["model"])
-    loop.ema.load_state_dict(state["ema"])
-    loop.opt.load_state_dict(state["optimizer"])
-    loop.sched.load_state_dict(state["scheduler"])
-    loop.gen.set_state(state["generator"])
-    loop.history = History(**state["history"])
-    device = loop.gen.device
-    loop.window = [(torch.tensor(loss, device=device), {k: torch.tensor(v, device=device) for k, v in m.items()})
-                   for loss, m in state["window"]]
-    loop.step = state["step"]

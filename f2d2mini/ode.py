@@ -19,8 +19,8 @@ import torch
 from f2d2mini import base, checks
 from f2d2mini import divergence as div
 
-__all__ = ["TABLEAUS", "ADAPTIVE", "SOLVERS", "DIVERGENCES", "DEFAULT_TOL", "SAMPLE_STEPS", "ODESolution",
-           "Likelihood", "integrate", "sample", "likelihood", "log_prob"]
+__all__ = ["TABLEAUS", "ADAPTIVE", "SOLVERS", "DIVERGENCES", "DEFAULT_TOL", "MAX_NFE", "SAMPLE_STEPS", "ODESolution",
+           "Likelihood", "NFELimitError", "integrate", "sample", "likelihood", "log_prob"]
 
 State = tuple[torch.Tensor, ...]
 Rhs = Callable[[float, State], State]
@@ -45,6 +45,7 @@ ADAPTIVE = ("dopri5", "dopri8", "bosh3")  # torchdiffeq's adaptive methods offer
 SOLVERS = (*TABLEAUS, *ADAPTIVE)
 DIVERGENCES = ("exact", "hutchinson")
 DEFAULT_TOL = 1e-5  # rtol = atol for adaptive reference solves
+MAX_NFE = 2000  # cap on an adaptive solve's rhs evaluations (trained teachers here need 100-300 at DEFAULT_TOL)
 SAMPLE_STEPS = 100  # default Euler steps of sample(): a teacher's reference samples
 
 
@@ -65,6 +66,10 @@ class Likelihood(NamedTuple):
     nfe: int
 
 
+class NFELimitError(RuntimeError):
+    """An adaptive solve needed more right-hand-side evaluations than its ``max_nfe``."""
+
+
 def _combine(y: State, h: float, coefs: Sequence[float], ks: Sequence[State]) -> State:
     """y + h sum_j coefs_j k_j, for tuple states."""
     out = list(y)
@@ -82,7 +87,7 @@ def _rk_step(rhs: Rhs, t: float, y: State, h: float, tab: Tableau) -> State:
 
 
 def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk4", steps: int | None = None,
-              rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL) -> ODESolution:
+              rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL, max_nfe: int = MAX_NFE) -> ODESolution:
     """Solves dy/dt = rhs(t, y) from t0 to t1 (either direction) for a tuple state y.
 
     Args:
@@ -92,12 +97,18 @@ def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk
         solver: a fixed-step method (``euler``, ``midpoint``, ``heun``, ``rk4``; needs ``steps``) or an adaptive
             torchdiffeq method (``dopri5``, ``dopri8``, ``bosh3``; uses ``rtol``/``atol``, no ``steps``).
         steps: number of uniform steps of a fixed-step method.
+        max_nfe: an adaptive method stops with :class:`NFELimitError` after this many rhs evaluations (a stiff or
+            diverging field would otherwise run without end).
     """
     checks.choice(solver, SOLVERS, "solver")
     nfe = 0
 
     def counted(t, y):
         nonlocal nfe
+        if nfe >= max_nfe and solver in ADAPTIVE:
+            raise NFELimitError(f"{solver} needed more than max_nfe={max_nfe} evaluations at rtol={rtol}, "
+                                f"atol={atol} (reached t = {float(t):.4g} of [{t0}, {t1}]); loosen rtol/atol, "
+                                f"raise max_nfe, or use a fixed-step solver: {', '.join(TABLEAUS)}")
         nfe += 1
         return tuple(rhs(float(t), y))
 
@@ -137,7 +148,8 @@ def sample(velocity, x0: torch.Tensor, steps: int | None = SAMPLE_STEPS, solver:
 
 def likelihood(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | None = None, *,
                divergence: str = "exact", probes: int = 1, noise: str = "rademacher", seed: int | None = 0,
-               sigma0: float = 1.0, rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL) -> Likelihood:
+               sigma0: float = 1.0, rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL,
+               max_nfe: int = MAX_NFE) -> Likelihood:
     """Log-likelihood of data x ``[B, *shape]`` by the coupled ODE from t = 1 to t = 0.
 
     log p_1(x) = log p_0(x(0)) - int_0^1 div v(x_tau, tau) dtau   (instantaneous change of variables).
@@ -145,7 +157,7 @@ def likelihood(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | N
     Args:
         velocity: ``v(x, t)`` with t a ``[B]`` tensor.
         x: data points ``[B, *shape]``.
-        solver, steps, rtol, atol: as in :func:`integrate`.
+        solver, steps, rtol, atol, max_nfe: as in :func:`integrate`.
         divergence: ``"exact"`` (trace of the Jacobian, d passes) or ``"hutchinson"`` (``probes`` fixed random
             vectors of kind ``noise`` drawn once from ``seed`` and held along the path).
         sigma0: standard deviation of the base p_0 = N(0, sigma0^2 I).
@@ -165,7 +177,8 @@ def likelihood(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | N
 
     with torch.no_grad():
         delta0 = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-        sol = integrate(rhs, (x, delta0), 1.0, 0.0, solver=solver, steps=steps, rtol=rtol, atol=atol)
+        sol = integrate(rhs, (x, delta0), 1.0, 0.0, solver=solver, steps=steps, rtol=rtol, atol=atol,
+                        max_nfe=max_nfe)
     x0, delta = sol.state
     return Likelihood(base.log_prob(x0, sigma0) + delta, x0, delta, sol.nfe)
 

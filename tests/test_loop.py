@@ -97,3 +97,32 @@ def test_fit_returns_a_frozen_ema_with_history_and_metadata():
     assert ema.history.step == [1] and list(ema.history.metrics) == ["toy/loss"]
     assert ema.metadata == {"what": "toy", "seed": 3, "train_config": dataclasses.asdict(
         dataclasses.replace(TINY, steps=1, log_every=1))}
+
+
+def test_history_times_each_entry_after_synchronizing(monkeypatch):
+    """Every history entry records the wall-clock after waiting for the device (a no-op on the CPU): images per second
+    after a warm-up come from the entries, not from a total that includes compilation."""
+    from f2d2mini.bench.images import steady_rate
+
+    synced = []
+    monkeypatch.setattr(f2.loop, "_synchronize", synced.append)
+
+    def loss_fn(net, step, gen):
+        return f2.losses.LossOutput(net(torch.ones(4, 2)).pow(2).mean(), {})
+
+    ema = f2.loop.fit(torch.nn.Linear(2, 1), loss_fn, dataclasses.replace(TINY, steps=6, log_every=2))
+    history = ema.history
+    assert history.step == [2, 4, 6] and len(history.elapsed) == 3 == len(synced)
+    assert 0 < history.elapsed[0] < history.elapsed[1] < history.elapsed[2] <= history.seconds
+    assert steady_rate(history, 4) == pytest.approx(4 * 4 / (history.elapsed[2] - history.elapsed[0]))
+
+
+def test_median_seconds_waits_for_the_gpu(monkeypatch):
+    """A CUDA call returns before its kernels finish: each timed call starts and ends on an idle GPU."""
+    from f2d2mini.bench import median_seconds
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: calls.append("sync"))
+    median_seconds(lambda: calls.append("call"), repeats=2)
+    assert calls == ["sync", "call", "sync"] * 2

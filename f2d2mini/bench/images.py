@@ -23,16 +23,17 @@ from f2d2mini.images import data, likelihood, quality, unet
 from f2d2mini.images import train as images_train
 from f2d2mini.loop import resolve_device
 
-__all__ = ["BPD_FORMATS", "MNIST_ENV", "mnist_folder", "find_mnist", "gpu_check", "digits_cpu", "FULL", "TINY"]
+__all__ = ["BPD_FORMATS", "MNIST_ENV", "N_TRAIN", "mnist_folder", "find_mnist", "mnist_test", "gpu_check", "digits_cpu",
+           "sample_grid", "steady_rate", "FULL", "TINY"]
 
 BPD_FORMATS = {"bpd": ".4f", "gap": "+.4f", "seconds": ".2f"}  # how every bits-per-dim table prints
 MNIST_ENV = "F2D2MINI_MNIST"
 MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 REPO = Path(__file__).resolve().parents[2]
 N_TRAIN = 9000  # MNIST test images used for training; the other 1000 are scored
-FULL = dict(teacher_steps=4000, distill_steps=2500, warm_steps=600, batch=256, cifar_steps=300, cifar_batch=128,
-            ode_solver="dopri5", ode_steps=None, n_test=1000)
-TINY = dict(teacher_steps=30, distill_steps=10, warm_steps=4, batch=16, cifar_steps=3, cifar_batch=8,
+FULL = dict(teacher_steps=4000, distill_steps=2500, warm_steps=600, batch=256, cifar_steps=300, cifar_warmup=50,
+            cifar_batch=128, ode_solver="dopri5", ode_steps=None, n_test=1000)
+TINY = dict(teacher_steps=30, distill_steps=10, warm_steps=4, batch=16, cifar_steps=3, cifar_warmup=1, cifar_batch=8,
             ode_solver="euler", ode_steps=4, n_test=50)
 TINY_MNIST_NET = unet.UNetConfig(channels=1, size=28, widths=(8, 16, 16), embed_dim=16, time_frequencies=4, groups=4)
 TINY_CIFAR_NET = unet.UNetConfig(channels=3, size=32, widths=(8, 16, 16), embed_dim=16, time_frequencies=4, groups=4)
@@ -61,7 +62,8 @@ def find_mnist(explicit: str | Path | None = None) -> Path:
     return folder
 
 
-def _mnist_test(folder: Path) -> data.Images:
+def mnist_test(folder: Path) -> data.Images:
+    """MNIST's 10,000 test images and labels from ``folder`` (see :func:`find_mnist`)."""
     images = torch.from_numpy(data.read_idx(folder / MNIST_TEST_FILES[0]).copy())[:, None]
     labels = torch.from_numpy(data.read_idx(folder / MNIST_TEST_FILES[1]).astype("int64"))
     return data.Images(images, labels, data.LEVELS["mnist"], "mnist")
@@ -71,19 +73,27 @@ def _peak_gib(device: torch.device) -> float:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
 
 
+def steady_rate(history, batch: int) -> float:
+    """Images per second between the first and the last history entry: after the warm-up steps before the first
+    (compilation, cuDNN's autotuning, the allocator's first requests); fit synchronizes the device at each entry."""
+    steps = history.step[-1] - history.step[0]
+    return batch * steps / (history.elapsed[-1] - history.elapsed[0]) if steps else float("nan")
+
+
 def _speed_row(name: str, model, steps: int, batch: int, device: torch.device) -> dict:
     return {"cifar10 config": name, "params_M": sum(p.numel() for p in model.parameters()) / 1e6, "steps": steps,
-            "img_per_s": steps * batch / model.history.seconds, "peak_GiB": _peak_gib(device)}
+            "img_per_s": steady_rate(model.history, batch), "peak_GiB": _peak_gib(device)}
 
 
 def _cifar_speed(cfg: dict, device: torch.device, tiny: bool) -> list[dict]:
-    """Steps of the CIFAR-10 recipe (teacher and F2D2) on random images: images per second and peak memory."""
+    """Steps of the CIFAR-10 recipe (teacher and F2D2) on random images: images per second after
+    ``cfg["cifar_warmup"]`` steps, and peak memory."""
     recipe = images_train.recipe("cifar10")
     levels = data.LEVELS["cifar10"]
     fake = data.Images(torch.randint(0, levels, (1024, 3, 32, 32), dtype=torch.uint8), torch.zeros(1024).long(),
                        levels, "cifar10-random")
     common = dict(steps=cfg["cifar_steps"], batch_size=cfg["cifar_batch"], warmup=1, progress=True,
-                  device=str(device))
+                  device=str(device), log_every=cfg["cifar_warmup"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     teacher = images_train.teacher(fake, replace(recipe.teacher, net=TINY_CIFAR_NET if tiny else recipe.teacher.net,
@@ -103,7 +113,7 @@ def gpu_check(mnist: str | Path | None = None, tiny: bool = False, device: str =
     """
     start = time.perf_counter()
     device = resolve_device(device)
-    mnist_data = _mnist_test(find_mnist(mnist))
+    mnist_data = mnist_test(find_mnist(mnist))
     cfg = TINY if tiny else FULL
     torch.manual_seed(0)
     train = data.Images(mnist_data.images[:N_TRAIN], mnist_data.labels[:N_TRAIN], mnist_data.levels, "mnist")
@@ -153,25 +163,27 @@ def digits_cpu(out: str | Path, rule: str | None = None, teacher_path: str | Pat
     t_distill = time.perf_counter() - start - t_teacher
     rows = likelihood.bpd_table(teacher, model, test.images, test.levels, **DIGITS_ODE)
     t_total = time.perf_counter() - start
-    _digits_grid(teacher, model, test, out / "samples.png")
+    sample_grid(teacher, model, test, out / "samples.png")
     title = f"digits: teacher {t_teacher:.0f} s, distill {t_distill:.0f} s, total {t_total:.0f} s"
     return {"tables": {"bpd": Table(rows, BPD_FORMATS, title=title)},
             "report": {"rows": [r._asdict() for r in rows], "teacher_s": t_teacher, "distill_s": t_distill,
                        "total_s": t_total}}
 
 
-def _digits_grid(teacher, model, test: data.Images, path: Path) -> None:
-    """Test digits, the teacher's Euler samples and the map's K = 1, 4 samples from the same noise, as one PNG."""
+def sample_grid(teacher, model, test: data.Images, path: Path, n: int = DIGITS_GRID) -> None:
+    """``n`` test images, the teacher's Euler samples and the map's K = 1, 4 samples from the same noise, as one
+    PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
-    noise = base.sample(DIGITS_GRID, model.event_shape, seed=1)
-    quality.grid(test.images[:DIGITS_GRID], test.levels, ax=axes[0], title="test data")
+    noise = base.sample(n, model.event_shape, seed=1)
+    quality.grid(test.images[:n], test.levels, ax=axes[0], title="test data")
     quality.grid(ode.sample(teacher, noise), test.levels, ax=axes[1], title=f"teacher Euler {ode.SAMPLE_STEPS}")
     for ax, k in zip(axes[2:], (1, 4)):
         quality.grid(model.sample(noise, k), test.levels, ax=ax, title=f"F2D2 K = {k}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -82,11 +82,19 @@ def write_report(path: str | Path, device: torch.device | str, **fields) -> Path
     return path
 
 
+def _synchronize() -> None:
+    """Waits for every queued CUDA kernel (GPU calls return before their work is done); nothing without CUDA."""
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def median_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
-    """Median wall-clock of ``fn()`` over ``repeats`` calls."""
+    """Median wall-clock of ``fn()`` over ``repeats`` calls, each timed from an idle GPU to the end of its work."""
     seconds = []
     for _ in range(repeats):
+        _synchronize()
         start = time.perf_counter()
         fn()
+        _synchronize()
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)

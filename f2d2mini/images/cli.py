@@ -5,9 +5,12 @@
     f2d2mini images bpd data/checkpoints/f2d2_shortcut_digits.pt --teacher data/checkpoints/teacher_digits.pt
     f2d2mini images sample data/checkpoints/f2d2_shortcut_digits.pt --steps 4 --out digits.png
     f2d2mini images teacher --data mnist --device cuda --resume     # continue an interrupted run
+    torchrun --standalone --nproc_per_node 8 -m f2d2mini.cli images teacher --data mnist --device cuda
 
 Training writes its whole state to ``OUT.state.pt`` every ``--checkpoint-every`` steps; ``--resume`` continues
-from there with nothing lost. Defaults come from the dataset's recipe (``f2d2mini.images.RECIPES``).
+from there (with the same number of processes). Defaults come from the dataset's recipe
+(``f2d2mini.images.RECIPES``). Under ``torchrun`` every command runs data-parallel (:mod:`f2d2mini.distributed`):
+``--batch-size`` is the global batch, rank 0 writes the files and prints.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from f2d2mini import base, checkpoint, flowmap, losses, ode
+from f2d2mini import base, checkpoint, distributed, flowmap, losses, ode
 from f2d2mini.bench.images import BPD_FORMATS
 from f2d2mini.bench.tables import Table
 from f2d2mini.images import data as images_data
@@ -65,7 +68,8 @@ def add_parser(sub, device: dict) -> None:
     e.add_argument("checkpoint", type=Path, help="a saved UNetFlowMap")
     e.add_argument("--teacher", type=Path, help="its teacher (default: data/checkpoints/teacher_DATA.pt)")
     e.add_argument("--root", type=Path, default=Path("data"))
-    e.add_argument("--n", type=int, default=1000, help="test images (default: %(default)s)")
+    e.add_argument("--n", "--n-images", type=int, default=1000, help="test images (default: %(default)s; under "
+                   "torchrun write --n-images: torchrun takes --n for an abbreviation of its own options)")
     e.add_argument("--ks", type=int, nargs="+", default=list(flowmap.EVAL_STEPS), help="jumps K")
     e.add_argument("--solver", choices=ode.SOLVERS, default="dopri5", help="teacher ODE solver")
     e.add_argument("--ode-steps", type=int, help="steps of a fixed-step solver (e.g. euler 100)")
@@ -74,7 +78,7 @@ def add_parser(sub, device: dict) -> None:
     s = acts.add_parser("sample", help="a grid of samples from a saved teacher or flow map (PNG)")
     s.add_argument("checkpoint", type=Path)
     s.add_argument("--steps", type=int, help=f"flow map: jumps K (4); teacher: Euler steps ({ode.SAMPLE_STEPS})")
-    s.add_argument("--n", type=int, default=GRID_SAMPLES)
+    s.add_argument("--n", "--n-images", type=int, default=GRID_SAMPLES, help="samples (default: %(default)s)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, required=True, help="PNG file")
     s.add_argument("--device", **device)
@@ -91,15 +95,16 @@ def _config(base, args, **extra):
 def _teacher(args) -> int:
     recipe = train.recipe(args.data)
     config = _config(recipe.teacher, args)
-    data = images_data.load(args.data, args.root, "train")
+    data = distributed.main_first(images_data.load, args.data, args.root, "train")
     out = args.out or checkpoint.teacher_path(args.data)
     model = train.teacher(data, config, args.seed, state_path=state_path(out), resume=args.resume)
     return _save(model, out)
 
 
 def _save(model, out: Path) -> int:
-    checkpoint.save(model, out)
-    print(f"saved {out} (trained {model.history.seconds:.0f} s, final loss {model.history.loss[-1]:.4f})")
+    if distributed.is_main():
+        checkpoint.save(model, out)
+        print(f"saved {out} (trained {model.history.seconds:.0f} s, final loss {model.history.loss[-1]:.4f})")
     return 0
 
 
@@ -109,7 +114,7 @@ def _distill(args) -> int:
     config = _config(recipe.distill, args, warm_steps=args.warm_steps, probes=args.probes)
     device = resolve_device(args.device)
     teacher = checkpoint.load(args.teacher or checkpoint.teacher_path(args.data), device)
-    data = images_data.load(args.data, args.root, "train")
+    data = distributed.main_first(images_data.load, args.data, args.root, "train")
     out = args.out or checkpoint.flow_map_path(args.data, rule)
     model = train.distill(teacher, data, rule, config, args.seed, state_path=state_path(out), resume=args.resume)
     return _save(model, out)
@@ -129,14 +134,17 @@ def _bpd(args) -> int:
     if name not in images_data.DATASETS:
         raise ValueError(f"{args.checkpoint} does not record its dataset ({', '.join(images_data.DATASETS)})")
     teacher = _load(args.teacher or checkpoint.teacher_path(name), unet.UNetVelocity, device)
-    test = images_data.load(name, args.root, "test")
+    test = distributed.main_first(images_data.load, name, args.root, "test")
     rows = likelihood.bpd_table(teacher, model, test.images[: args.n], test.levels, args.ks, solver=args.solver,
                                 steps=args.ode_steps, probes=args.probes)
-    print(Table(rows, BPD_FORMATS, title=f"{name}: bits per dim of {min(args.n, len(test.images))} test images"))
+    if distributed.is_main():
+        print(Table(rows, BPD_FORMATS, title=f"{name}: bits per dim of {min(args.n, len(test.images))} test images"))
     return 0
 
 
 def _sample(args) -> int:
+    if not distributed.is_main():
+        return 0  # one grid: rank 0 draws it
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,5 +173,9 @@ ACTIONS = {"teacher": _teacher, "distill": _distill, "bpd": _bpd, "sample": _sam
 
 
 def run(args) -> int:
-    """Runs ``f2d2mini images ACTION``."""
-    return ACTIONS[args.action](args)
+    """Runs ``f2d2mini images ACTION`` (on every process of a ``torchrun`` job, joined into one group)."""
+    distributed.setup(resolve_device(args.device))
+    try:
+        return ACTIONS[args.action](args)
+    finally:
+        distributed.teardown()

@@ -26,13 +26,17 @@ import torch
 
 from f2d2mini import checks, losses
 
-__all__ = ["Images", "DATASETS", "SPLITS", "LEVELS", "EVAL_BATCH", "load", "read_idx", "read_cifar_batch", "dequantize",
-           "quantize", "batches", "mnist_files", "IdxFiles"]
+__all__ = ["Images", "DATASETS", "SPLITS", "LEVELS", "SHAPES", "EVAL_BATCH", "eval_batch", "load", "read_idx",
+           "read_cifar_batch", "dequantize", "quantize", "batches", "mnist_files", "IdxFiles"]
 
 DATASETS = ("digits", "mnist", "cifar10")
 SPLITS = ("train", "test")
 LEVELS = {"digits": 17, "mnist": 256, "cifar10": 256}  # grey levels L per dataset
-EVAL_BATCH = 500  # images per chunk when a whole split is evaluated (bits per dim, classifier features)
+SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # (C, H, W) per dataset
+# Images per chunk when a whole split is evaluated (bits per dim, classifier features), per dataset: the divergence's
+# reverse pass keeps every activation of the chunk; 500 CIFAR-10 images in the recipe's U-Net need about 27 GB.
+EVAL_BATCH = {"digits": 1000, "mnist": 500, "cifar10": 100}
+EVAL_BATCH_OTHER = 500  # images of any other shape
 DIGITS_TEST = 297  # the last 297 of scikit-learn's 1797 digits are the test split (the first 1500 train)
 MNIST_PREFIX = {"train": "train", "test": "t10k"}
 CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -81,6 +85,12 @@ def load(name: str, root: str | Path = "data", split: str = "train", download: b
         _download(name, root, download)
     parts = [read_cifar_batch(folder / f) for f in CIFAR_FILES[split]]
     return Images(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]), LEVELS[name], name)
+
+
+def eval_batch(images: torch.Tensor) -> int:
+    """Images per evaluation chunk for ``images`` ``[N, C, H, W]``: :data:`EVAL_BATCH` of the dataset of that shape."""
+    names = [name for name, shape in SHAPES.items() if tuple(images.shape[1:]) == shape]
+    return EVAL_BATCH[names[0]] if names else EVAL_BATCH_OTHER
 
 
 def _digits(split: str) -> Images:

@@ -5,28 +5,32 @@ y = (k + U) / L, z = 2 y - 1 (log-det of the rescaling: d ln 2). Jensen's inequa
 
     log P(k) >= E_U[log p_Z(z)] + d ln 2 - d ln L,        bpd = -log P(k) / (d ln 2),
 
-estimated here with one fixed draw of U per image (``seed``), the same draw for every model compared.
+estimated here with one fixed draw of U per image (``seed``), the same draw for every model compared and on every
+device. Evaluation runs in true float32 (no TF32 on CUDA: :func:`true_float32`), in chunks of
+:func:`~f2d2mini.images.data.eval_batch` images, split over the processes of a ``torchrun`` job and gathered.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
 
-from f2d2mini import base, checks, ode
+from f2d2mini import base, checks, distributed, ode
 from f2d2mini.images import data as images_data
 
-__all__ = ["BPD", "bits_per_dim", "bpd", "ode_bpd", "bpd_table", "BPDRow", "DEQUANT_SEED"]
+__all__ = ["BPD", "bits_per_dim", "bpd", "ode_bpd", "bpd_table", "BPDRow", "DEQUANT_SEED", "true_float32"]
 
 DEQUANT_SEED = 0  # seed of the dequantization noise U shared by every evaluation
 
 
 class BPD(NamedTuple):
     """``bpd``: mean bits per dim (float); ``per_image``: ``[N]`` bits per dim; ``nfe``: network evaluations per
-    image (velocity evaluations for the ODE, jumps for the flow map); ``seconds``: wall-clock time."""
+    image (velocity evaluations for the ODE, the most any chunk of images needed; jumps for the flow map);
+    ``seconds``: wall-clock time."""
 
     bpd: float
     per_image: torch.Tensor
@@ -61,21 +65,40 @@ def _device(model) -> torch.device:
     return params.device if params is not None else torch.device("cpu")
 
 
+@contextmanager
+def true_float32():
+    """Inside, float32 convolutions and matrix products on CUDA run in full float32. cuDNN's default is TF32 for
+    convolutions (10-bit mantissas), which would make an ODE solved to a tolerance of 1e-5 nominal. The previous
+    settings come back on exit."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = before
+
+
 def _dequantized(x: torch.Tensor, levels: int, seed: int, device) -> torch.Tensor:
-    g = base.make_generator(seed)
-    return images_data.dequantize(x, levels, noise=torch.rand(x.shape, generator=g)).to(device)
+    """z of integer images ``x`` on ``device``, with U drawn from ``seed`` on the CPU: the same U on every device."""
+    noise = torch.rand(x.shape, generator=base.make_generator(seed))
+    return images_data.dequantize(x.to(device), levels, noise=noise.to(device))
 
 
-def _chunked(fn, z: torch.Tensor, batch: int) -> tuple[torch.Tensor, int]:
-    outs, nfe = [], 0
-    for chunk in z.split(batch):
-        lp, nfe = fn(chunk)
-        outs.append(lp.double().cpu())
-    return torch.cat(outs), nfe
+def _chunked(fn, z: torch.Tensor, batch: int | None) -> tuple[torch.Tensor, int]:
+    """``fn(chunk) -> (log p [n], nfe)`` over chunks of this process's share of ``z``, in true float32: log p ``[N]``
+    (float64, CPU) gathered from every process, and the most evaluations any chunk needed."""
+    outs, nfe = [torch.zeros(0, dtype=torch.float64)], 0
+    with true_float32():
+        for chunk in distributed.shard(z).split(batch or images_data.eval_batch(z)):
+            lp, n = fn(chunk)
+            outs.append(lp.double().cpu())
+            nfe = max(nfe, n)
+    return distributed.gather(torch.cat(outs)), max(distributed.gather_objects(nfe))
 
 
 def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed: int = DEQUANT_SEED,
-        reversal: str = "exact", batch_size: int = images_data.EVAL_BATCH) -> BPD:
+        reversal: str = "exact", batch_size: int | None = None) -> BPD:
     """Bits per dim of integer images under a joint flow map with K = ``steps`` backward jumps (K evaluations).
 
     Args:
@@ -87,6 +110,7 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed:
         levels: grey levels L (256 for 8-bit images; 17 for the digits).
         seed: dequantization noise seed.
         reversal: ``"exact"`` backward jumps or the reference code's ``"first_order"`` reversal.
+        batch_size: images per chunk (default: :func:`~f2d2mini.images.data.eval_batch`).
     """
     from f2d2mini import flowmap
 
@@ -104,13 +128,14 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed:
 
 
 def ode_bpd(velocity, images: torch.Tensor, *, levels: int = 256, solver: str = "dopri5", steps: int | None = None,
-            divergence: str = "hutchinson", probes: int = 1, seed: int = DEQUANT_SEED, sigma0: float = 1.0,
-            rtol: float = ode.DEFAULT_TOL, atol: float = ode.DEFAULT_TOL,
-            batch_size: int = images_data.EVAL_BATCH) -> BPD:
+            divergence: str = "hutchinson", probes: int = 1, seed: int = DEQUANT_SEED, probe_seed: int = 0,
+            sigma0: float = 1.0, rtol: float = ode.DEFAULT_TOL, atol: float = ode.DEFAULT_TOL,
+            max_nfe: int = ode.MAX_NFE, batch_size: int | None = None) -> BPD:
     """Bits per dim of integer images under a velocity v(x, t) by the coupled ODE (:func:`f2d2mini.ode.likelihood`).
 
-    ``solver``/``steps``: e.g. ``"euler"`` with N steps or adaptive ``"dopri5"``; ``divergence``: ``"exact"``
-    (d passes per evaluation) or ``"hutchinson"`` (``probes`` Rademacher vectors per image held along the path).
+    ``solver``/``steps``: e.g. ``"euler"`` with N steps or adaptive ``"dopri5"`` (at most ``max_nfe`` evaluations
+    per chunk); ``divergence``: ``"exact"`` (d passes per evaluation) or ``"hutchinson"`` (``probes`` Rademacher
+    vectors per image drawn from ``probe_seed``, held along the path). ``seed``: the dequantization noise.
     """
     images, levels = _unpack(images, levels)
     _check_images(images, levels)
@@ -119,8 +144,8 @@ def ode_bpd(velocity, images: torch.Tensor, *, levels: int = 256, solver: str = 
     start = time.perf_counter()
 
     def one(chunk):
-        res = ode.likelihood(velocity, chunk, solver, steps, divergence=divergence, probes=probes, seed=seed,
-                             sigma0=sigma0, rtol=rtol, atol=atol)
+        res = ode.likelihood(velocity, chunk, solver, steps, divergence=divergence, probes=probes, seed=probe_seed,
+                             sigma0=sigma0, rtol=rtol, atol=atol, max_nfe=max_nfe)
         return res.log_prob, res.nfe
 
     lp, nfe = _chunked(one, z, batch_size)

@@ -74,7 +74,7 @@ def train_classifier(data: images_data.Images, config: ClassifierConfig = Classi
 def _centred(images: torch.Tensor, levels: int) -> torch.Tensor:
     """uint8 levels -> z at the centre of each bin; float inputs are taken as z in [-1, 1] already."""
     if images.dtype == torch.uint8:
-        return images_data.dequantize(images, levels, noise=torch.full(images.shape, 0.5))
+        return images_data.dequantize(images, levels, noise=torch.full(images.shape, 0.5, device=images.device))
     return images
 
 
@@ -82,7 +82,7 @@ def _centred(images: torch.Tensor, levels: int) -> torch.Tensor:
 def features(classifier: Classifier, images: torch.Tensor, levels: int) -> torch.Tensor:
     """Penultimate features ``[N, feature_dim]`` of uint8 images (or of model samples z in [-1, 1])."""
     device = next(classifier.parameters()).device
-    chunks = _centred(images, levels).split(images_data.EVAL_BATCH)
+    chunks = _centred(images, levels).split(images_data.eval_batch(images))
     return torch.cat([classifier.body(c.to(device)).double().cpu() for c in chunks])
 
 

@@ -3,26 +3,31 @@
 Nothing here is image-specific but the data and the network: the teacher minimises
 :func:`f2d2mini.train.teacher_loss`, the flow map :func:`f2d2mini.distillation.distill_loss` (Hutchinson
 divergence targets, phased), both through :func:`f2d2mini.loop.fit` (EMA, clipping, bf16 autocast on CUDA,
-checkpoints and resume). One recipe per dataset: ``RECIPES["digits" | "mnist" | "cifar10"]``.
+checkpoints and resume). One recipe per dataset: ``RECIPES["digits" | "mnist" | "cifar10"]``. Under ``torchrun``
+each process trains on its own shard of the data with its share of the batch (:mod:`f2d2mini.distributed`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-from f2d2mini import checks, loop
+from f2d2mini import checks, distributed, loop
 from f2d2mini.distillation import DistillConfig, distill_loss
 from f2d2mini.images import data as images_data
 from f2d2mini.images import unet
 from f2d2mini.train import teacher_loss
 
-__all__ = ["ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "RULE", "recipe", "teacher", "distill"]
+__all__ = ["ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "RULE", "JVP_RULES", "recipe", "teacher",
+           "distill"]
 
 RULE = "shortcut"  # the image rule: no JVP, the cheapest per step, and the paper's CIFAR-10 recipe
+JVP_RULES = ("meanflow", "lsd")  # rules whose loss differentiates the map with torch.func.jvp
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,21 @@ def _check_shape(data: images_data.Images, net: unet.UNetConfig) -> None:
                          f"{(net.channels, net.size, net.size)}; use the recipe of {data.name}")
 
 
+def _draw(data: images_data.Images, config) -> Callable:
+    """Batches for this process: its share of the global ``config.batch_size``, from its shard of ``data``."""
+    return images_data.batches(distributed.shard(data), distributed.local_batch(config.batch_size), config.sigma0)
+
+
+def _compile_where_it_helps(config: ImageDistillConfig, rule: str) -> ImageDistillConfig:
+    """``compile=False`` for the JVP rules, with a warning: ``torch.func.jvp`` of a compiled module runs it eagerly,
+    so the compile time would buy nothing."""
+    if config.compile and rule in JVP_RULES:
+        warnings.warn(f"compile=True with rule {rule!r}: torch.func.jvp runs a compiled module eagerly, so the compile "
+                      f"time would be wasted; training uncompiled (rule 'shortcut' compiles)", stacklevel=3)
+        return replace(config, compile=False)
+    return config
+
+
 def teacher(data: images_data.Images, config: ImageTeacherConfig = ImageTeacherConfig(), seed: int = 0, *,
             state_path: str | Path | None = None, resume: bool = False) -> unet.UNetVelocity:
     """Trains a U-Net velocity v(x, t) by flow matching on dequantized ``data`` in [-1, 1]; returns its EMA.
@@ -102,9 +122,9 @@ def teacher(data: images_data.Images, config: ImageTeacherConfig = ImageTeacherC
     _check_shape(data, config.net)
     torch.manual_seed(seed)
     model = unet.UNetVelocity(config.net)
-    draw = images_data.batches(data, config.batch_size, config.sigma0)
-    return loop.fit(model, teacher_loss(draw, config.time_power), config, seed=seed, desc=f"teacher {data.name}",
-                    state_path=state_path, resume=resume, unit="img", metadata={"dataset": data.name})
+    return loop.fit(model, teacher_loss(_draw(data, config), config.time_power), config, seed=seed,
+                    desc=f"teacher {data.name}", state_path=state_path, resume=resume, unit="img",
+                    metadata={"dataset": data.name})
 
 
 def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: str = RULE,
@@ -112,13 +132,14 @@ def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: st
             state_path: str | Path | None = None, resume: bool = False) -> unet.UNetFlowMap:
     """F2D2 on images: warm-starts a :class:`~f2d2mini.images.unet.UNetFlowMap` from the teacher (u = v, D = 0)
     and trains it with :func:`f2d2mini.distillation.distill_loss` (rule ``rule``, Hutchinson targets); returns its
-    EMA."""
+    EMA. With ``config.compile`` the JVP rules train uncompiled (a warning says why)."""
     if not isinstance(teacher_model, unet.UNetVelocity):
         raise TypeError(f"teacher must be a UNetVelocity (to warm-start the map), got {type(teacher_model).__name__}")
     _check_shape(data, teacher_model.config)
+    config = _compile_where_it_helps(config, rule)
     torch.manual_seed(seed)
     model = unet.UNetFlowMap.from_teacher(teacher_model, config.div_scale, config.sigma0, config.div_hidden)
-    draw = images_data.batches(data, config.batch_size, config.sigma0)
-    loss_fn = distill_loss(teacher_model, draw, rule, config, model.config.div_scale)
+    local = replace(config, batch_size=distributed.local_batch(config.batch_size))  # the loss sees one rank's batch
+    loss_fn = distill_loss(teacher_model, _draw(data, config), rule, local, model.config.div_scale)
     return loop.fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {data.name}", state_path=state_path,
                     resume=resume, unit="img", metadata={"dataset": data.name, "rule": rule})
