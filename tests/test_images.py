@@ -337,7 +337,7 @@ def test_fid_without_torch_fidelity_says_what_to_install(monkeypatch):
         quality.fid(x, x, levels=17)
 
 
-def test_fid_without_weights_says_what_to_do(monkeypatch):
+def test_fid_without_weights_says_what_to_do(monkeypatch, tmp_path):
     import urllib.error
 
     inception = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
@@ -345,10 +345,50 @@ def test_fid_without_weights_says_what_to_do(monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub cache
     monkeypatch.setattr(inception, "FeatureExtractorInceptionV3", offline)
     x = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
     with pytest.raises(quality.FIDUnavailable, match="could not be downloaded.*frechet_distance"):
         quality.fid(x, x, levels=17)
+
+
+def test_fid_with_download_false_makes_no_network_request(monkeypatch, tmp_path):
+    """Weights not cached and download=False: a one-line FIDUnavailable before anything touches the network."""
+    inception = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("fid(download=False) tried to fetch the weights")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(inception, "FeatureExtractorInceptionV3", no_network)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr(inception, "load_state_dict_from_url", no_network)
+    x = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+    with pytest.raises(quality.FIDUnavailable, match="download=False.*frechet_distance") as caught:
+        quality.fid(x, x, levels=17, download=False)
+    message = str(caught.value)
+    assert "\n" not in message and str(tmp_path) not in message  # one line, no local paths
+
+
+def test_fid_uses_cached_weights_without_download(monkeypatch, tmp_path):
+    """Weights in torch's hub cache: torch-fidelity gets their path, so it loads them instead of downloading."""
+    torch_fidelity = pytest.importorskip("torch_fidelity")
+    inception = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    cached = tmp_path / "checkpoints" / inception.URL_INCEPTION_V3.rsplit("/", 1)[1]
+    cached.parent.mkdir()
+    cached.write_bytes(b"weights")
+    seen = {}
+
+    def calculate_metrics(**kwargs):
+        seen.update(kwargs)
+        return {"frechet_inception_distance": 1.5}
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch_fidelity, "calculate_metrics", calculate_metrics)
+    x = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+    assert quality.fid(x, x, levels=17, download=False) == 1.5
+    assert seen["feature_extractor_weights_path"] == str(cached)
+    assert tuple(seen["input1"][0].shape) == (3, 8, 8) and seen["input1"][0].dtype == torch.uint8
 
 
 @pytest.mark.parametrize("rule", ["meanflow", "lsd", "shortcut"])

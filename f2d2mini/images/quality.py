@@ -12,6 +12,8 @@ the same dataset in seconds, so the number is comparable only within a dataset a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -117,27 +119,39 @@ class FIDUnavailable(RuntimeError):
     """FID cannot be computed here: torch-fidelity is missing or its Inception weights cannot be fetched."""
 
 
-def fid(samples: torch.Tensor, reference: torch.Tensor, levels: int = 256) -> float:
+def fid(samples: torch.Tensor, reference: torch.Tensor, levels: int = 256, *, download: bool = True) -> float:
     """FID between two image sets (uint8 ``[N, C, H, W]`` or z in [-1, 1]) with torch-fidelity's Inception-v3.
+
+    Args:
+        download: fetch the Inception weights into torch's hub cache when they are not there. With ``False`` no
+            network request is made: the weights must already be in ``torch.hub.get_dir()/checkpoints`` (what a
+            book build and CI use).
 
     Raises:
         FIDUnavailable: torch-fidelity is not installed (``pip install 'f2d2mini[fid]'``) or its Inception weights
-            are neither cached nor downloadable (no network); use :func:`frechet_distance` with
-            :func:`train_classifier` instead.
+            are not cached and may not (``download=False``) or could not (no network) be downloaded; use
+            :func:`frechet_distance` with :func:`train_classifier` instead. The message is one line.
     """
     try:
         import torch_fidelity
         from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
     except ImportError as err:
         raise FIDUnavailable("FID needs torch-fidelity: pip install 'f2d2mini[fid]'") from err
-    try:
-        FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])  # fetches the weights into torch's hub cache
-    except Exception as err:  # urllib / http / OS errors, depending on what failed
-        raise FIDUnavailable(
-            f"FID needs torch-fidelity's Inception-v3 weights, which are not cached and could not be downloaded from "
-            f"{URL_INCEPTION_V3} ({type(err).__name__}: {err}). Copy that file into {torch.hub.get_dir()}/checkpoints "
-            f"on a machine without network, or use the download-free f2d2mini.images.quality.frechet_distance "
-            f"with train_classifier.") from err
+    weights = _inception_weights(URL_INCEPTION_V3)
+    advice = ("copy the file there, or use the download-free f2d2mini.images.quality.frechet_distance with "
+              "train_classifier")
+    if not weights.is_file():
+        if not download:
+            raise FIDUnavailable(
+                f"FID needs torch-fidelity's Inception-v3 weights ({weights.name}), which are not in torch's hub "
+                f"cache (torch.hub.get_dir()/checkpoints); download=False makes no network request: {advice}.")
+        try:
+            FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])  # fetches the weights into the cache
+        except Exception as err:  # urllib / http / OS errors, depending on what failed
+            raise FIDUnavailable(
+                f"FID needs torch-fidelity's Inception-v3 weights, which are not cached and could not be "
+                f"downloaded from {URL_INCEPTION_V3} ({type(err).__name__}: {err}); {advice} (into "
+                f"torch.hub.get_dir()/checkpoints).") from err
 
     def as_dataset(x):
         k = images_data.quantize(x, levels) if x.dtype != torch.uint8 else x
@@ -145,8 +159,14 @@ def fid(samples: torch.Tensor, reference: torch.Tensor, levels: int = 256) -> fl
         return _Uint8Images(k.expand(-1, 3, -1, -1) if k.shape[1] == 1 else k)
 
     metrics = torch_fidelity.calculate_metrics(input1=as_dataset(samples.cpu()), input2=as_dataset(reference.cpu()),
-                                               fid=True, cuda=torch.cuda.is_available(), verbose=False)
+                                               fid=True, cuda=torch.cuda.is_available(), verbose=False,
+                                               feature_extractor_weights_path=str(weights))
     return float(metrics["frechet_inception_distance"])
+
+
+def _inception_weights(url: str) -> Path:
+    """Where torch's hub cache keeps the file of ``url`` (``load_state_dict_from_url``'s own rule)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
 class _Uint8Images(torch.utils.data.Dataset):
