@@ -36,6 +36,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 IMG_RE = re.compile(r'<img[^>]*\bsrc="([^"]+)"')
+REDIRECT_RE = re.compile(r'<meta http-equiv="refresh"[^>]*url=([^"]+)"', re.I)  # the site's landing page
 WIDGET_VIEW_RE = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">')
 OUTPUT_RE = re.compile(r'<div class="cell_output docutils container">(.*?)(?=<div class="cell[ "]|</section>|\Z)',
                        re.S)
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshots", type=Path, help="folder for one full-page PNG per page (browser checks)")
     args = parser.parse_args(argv)
     pages = sorted((args.html / "book").glob("*.html"))
+    pages += sorted(args.html.glob("*.html")) if pages else []  # the landing redirect, search and index pages
     if not pages:
         print(f"no pages under {args.html / 'book'}: build the book first (make book)", file=sys.stderr)
         return 1
@@ -203,11 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     with _browser(chromium) as browser:
         for page in pages:
             problems, n_images, _, megabytes = check_page(page)
-            chapter = page.stem != "index"
+            chapter = page.parent.name == "book" and page.stem != "index"
             if chapter and n_images == 0:
                 problems.append("no figures")
-            line = f"{page.name:32s} {megabytes:5.2f} MB  figures {n_images:3d}"
-            if browser is not None:
+            line = f"{page.relative_to(args.html).as_posix():37s} {megabytes:5.2f} MB  figures {n_images:3d}"
+            redirect = REDIRECT_RE.search(page.read_text(encoding="utf-8"))
+            if redirect:
+                line += f"  redirects to {redirect.group(1)}"
+            elif browser is not None:
                 context = browser.new_context(viewport=VIEWPORT, service_workers="block")
                 shot = None
                 if args.screenshots:
