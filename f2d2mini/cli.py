@@ -4,7 +4,7 @@
     f2d2mini distill --density checkerboard --rule shortcut
     f2d2mini eval data/checkpoints/teacher_checkerboard.pt --solver rk4 --steps 8
     f2d2mini eval data/checkpoints/f2d2_shortcut_checkerboard.pt --steps 4
-    f2d2mini bench ode --json benchmarks/results/ode_solvers.json      (suites: ode, f2d2, digits, gpu)
+    f2d2mini bench ode --json benchmarks/results/ode_solvers.json      (suites: ode, f2d2, digits, mnist, gpu)
     f2d2mini images teacher --data digits      (and distill, bpd, sample: see f2d2mini.images.cli)
 
 Checkpoints are written to and read from ``data/checkpoints`` under the working directory unless a path is
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from f2d2mini import checkpoint, flowmap, losses, ode, toy, train
+from f2d2mini.bench.flowmaps import GRID_SIZE
 from f2d2mini.images import cli as images_cli
 from f2d2mini.loop import DEVICES, LoopConfig, resolve_device
 
@@ -78,6 +79,8 @@ def _bench_parser(b: argparse.ArgumentParser, device: dict) -> None:
     ode_ = suites.add_parser("ode", help="teacher NLL vs exact entropy; fixed-step solvers vs dopri5")
     f2d2 = suites.add_parser("f2d2", help="flow maps at K = 1, 2, 4, 8 vs exact and teacher; speed; samples")
     f2d2.add_argument("--rules", nargs="+", choices=losses.RULES, default=list(losses.RULES))
+    f2d2.add_argument("--grid-size", type=int, default=GRID_SIZE,
+                      help="points per side of the grid suite on [-6, 6]^2 (default: %(default)s)")
     for s in (ode_, f2d2):
         s.add_argument("--densities", nargs="+", choices=toy.NAMES, default=["checkerboard", "gaussians8"])
         s.add_argument("--checkpoints", type=Path, default=checkpoint.DEFAULT_DIR,
@@ -89,10 +92,17 @@ def _bench_parser(b: argparse.ArgumentParser, device: dict) -> None:
     digits.add_argument("--out", type=Path, required=True, help="folder for the checkpoints and samples.png")
     digits.add_argument("--rule", choices=losses.RULES, help="default: the digits recipe's")
     digits.add_argument("--teacher", type=Path, help="reuse this teacher checkpoint instead of training one")
+    mnist = suites.add_parser("mnist", help="real MNIST on the CPU: teacher, F2D2, bits per dim vs K, samples")
+    mnist.add_argument("--out", type=Path, required=True, help="folder for the checkpoints")
+    mnist.add_argument("--quick", action="store_true", help="tiny budgets: checks that everything runs (a minute)")
+    mnist.add_argument("--train-split", choices=("test", "train"), default="test",
+                       help="train on 9,000 test images (default) or on the training split from --root")
+    mnist.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
     gpu = suites.add_parser("gpu", help="one GPU, no network: MNIST bits per dim vs K, CIFAR-10 speed/memory")
-    gpu.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
     gpu.add_argument("--tiny", action="store_true", help="tiny budgets: checks that everything runs (CPU, < 2 min)")
-    for s in (ode_, f2d2, digits, gpu):
+    for s in (mnist, gpu):
+        s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
+    for s in (ode_, f2d2, digits, mnist, gpu):
         s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
         s.add_argument("--device", **device)
 
@@ -152,19 +162,22 @@ def _cmd_bench(args) -> int:
     from f2d2mini import bench
 
     device = resolve_device(args.device)
+    json_path = args.json or RESULTS_DIR / f"{args.suite}.json"
     if args.suite == "ode":
         tables = bench.ode_suite(args.densities, args.checkpoints, args.n, args.n_sweep, args.max_steps, device)
         report = {name: table.rows for name, table in tables.items()}
     elif args.suite == "f2d2":
-        tables = bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device)
+        tables = bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device, args.grid_size)
         report = {name: table.rows for name, table in tables.items()}
     else:
         result = (bench.digits_cpu(args.out, args.rule, args.teacher) if args.suite == "digits"
-                  else bench.gpu_check(args.mnist, args.tiny, args.device))
+                  else bench.mnist_cpu(args.out, json_path.with_suffix(".png"), mnist=args.mnist, quick=args.quick,
+                                       train_split=args.train_split, root=args.root, device=args.device)
+                  if args.suite == "mnist" else bench.gpu_check(args.mnist, args.tiny, args.device))
         tables, report = result["tables"], result["report"]
     for table in tables.values():
         print(f"\n{table}")
-    path = bench.write_report(args.json or RESULTS_DIR / f"{args.suite}.json", device, **report)
+    path = bench.write_report(json_path, device, **report)
     print(f"\nwrote {path}")
     return 0
 

@@ -31,7 +31,7 @@ MNIST_ENV = "F2D2MINI_MNIST"
 MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 REPO = Path(__file__).resolve().parents[2]
 N_TRAIN = 9000  # MNIST test images used for training; the other 1000 are scored
-FULL = dict(teacher_steps=4000, distill_steps=2500, warm_steps=600, batch=256, cifar_steps=300, cifar_warmup=50,
+FULL = dict(teacher_steps=4000, distill_steps=2500, warm_steps=600, batch=256, cifar_steps=150, cifar_warmup=50,
             cifar_batch=128, ode_solver="dopri5", ode_steps=None, n_test=1000)
 TINY = dict(teacher_steps=30, distill_steps=10, warm_steps=4, batch=16, cifar_steps=3, cifar_warmup=1, cifar_batch=8,
             ode_solver="euler", ode_steps=4, n_test=50)
