@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from f2d2mini import checkpoint, flowmap, losses, ode, toy, train
+from f2d2mini.bench.flowmaps import GRID_SIZE
 from f2d2mini.images import cli as images_cli
 from f2d2mini.loop import DEVICES, LoopConfig, resolve_device
 
@@ -78,6 +79,8 @@ def _bench_parser(b: argparse.ArgumentParser, device: dict) -> None:
     ode_ = suites.add_parser("ode", help="teacher NLL vs exact entropy; fixed-step solvers vs dopri5")
     f2d2 = suites.add_parser("f2d2", help="flow maps at K = 1, 2, 4, 8 vs exact and teacher; speed; samples")
     f2d2.add_argument("--rules", nargs="+", choices=losses.RULES, default=list(losses.RULES))
+    f2d2.add_argument("--grid-size", type=int, default=GRID_SIZE,
+                      help="points per side of the grid suite on [-6, 6]^2 (default: %(default)s)")
     for s in (ode_, f2d2):
         s.add_argument("--densities", nargs="+", choices=toy.NAMES, default=["checkerboard", "gaussians8"])
         s.add_argument("--checkpoints", type=Path, default=checkpoint.DEFAULT_DIR,
@@ -164,7 +167,7 @@ def _cmd_bench(args) -> int:
         tables = bench.ode_suite(args.densities, args.checkpoints, args.n, args.n_sweep, args.max_steps, device)
         report = {name: table.rows for name, table in tables.items()}
     elif args.suite == "f2d2":
-        tables = bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device)
+        tables = bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device, args.grid_size)
         report = {name: table.rows for name, table in tables.items()}
     else:
         result = (bench.digits_cpu(args.out, args.rule, args.teacher) if args.suite == "digits"

@@ -90,7 +90,7 @@ def test_distill_eval_and_bench_f2d2(capsys, tmp_path):
     assert code == 0 and "flow map, 2 jumps" in text and "NFE 2" in text
     out = tmp_path / "f2d2.json"
     code, text = run(capsys, "bench", "f2d2", "--densities", "gaussians8", "--rules", "shortcut", "--checkpoints",
-                     str(ckpts), "--n", "100", "--json", str(out), "--device", "cpu")
+                     str(ckpts), "--n", "100", "--grid-size", "41", "--json", str(out), "--device", "cpu")
     assert code == 0 and "speedup" in text and out.is_file()
     import json
 

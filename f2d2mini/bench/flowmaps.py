@@ -53,12 +53,13 @@ def likelihood_row(density: toy.Density, method: str, nfe: int, log_prob: torch.
 
 @dataclass(frozen=True)
 class GridRow:
-    """A map's K-step density on the grid of :data:`GRID_SIZE` points per side on [-GRID_LIMIT, GRID_LIMIT]^2 against
+    """A map's K-step density on a grid of ``size`` points per side on [-GRID_LIMIT, GRID_LIMIT]^2 against
     the teacher's ODE log-density there (see :class:`f2d2mini.metrics.GridScore`); the exact density's and the
     teacher's integrals on the same grid beside it."""
 
     density: str
     rule: str
+    size: int
     steps: int
     integral: float
     teacher_integral: float
@@ -69,9 +70,10 @@ class GridRow:
 
 
 class Grid(NamedTuple):
-    """The grid ``points`` ``[n, 2]``, the teacher's ODE log-density there (``reference`` ``[n]``), the
+    """The grid ``points`` ``[size * size, 2]``, the teacher's ODE log-density there (``reference``), the
     ``cell_area``, and the teacher's and the exact density's integrals on the grid."""
 
+    size: int
     points: torch.Tensor
     reference: torch.Tensor
     cell_area: float
@@ -79,14 +81,15 @@ class Grid(NamedTuple):
     exact_integral: float
 
 
-def grid_reference(teacher, density: toy.Density, device: torch.device | str = "cpu") -> Grid:
-    """The grid of the suite with the teacher's reference log-density (:data:`GRID_REFERENCE`)."""
+def grid_reference(teacher, density: toy.Density, device: torch.device | str = "cpu", size: int = GRID_SIZE) -> Grid:
+    """The grid of the suite (``size`` points per side) with the teacher's reference log-density there
+    (:data:`GRID_REFERENCE`)."""
     from f2d2mini import plots
 
-    x = plots.grid(GRID_LIMIT, GRID_SIZE).to(device)
-    cell = (2 * GRID_LIMIT / (GRID_SIZE - 1)) ** 2
+    x = plots.grid(GRID_LIMIT, size).to(device)
+    cell = (2 * GRID_LIMIT / (size - 1)) ** 2
     reference = ode.log_prob(teacher, x, **GRID_REFERENCE)
-    return Grid(x, reference, cell, metrics.grid_score(reference, reference, cell).integral,
+    return Grid(size, x, reference, cell, metrics.grid_score(reference, reference, cell).integral,
                 metrics.grid_score(density.log_prob(x), reference, cell).integral)
 
 
@@ -95,14 +98,14 @@ def grid_rows(model, rule: str, density: toy.Density, grid: Grid) -> list[GridRo
     rows = []
     for k in flowmap.EVAL_STEPS:
         score = metrics.grid_score(model.log_prob(grid.points, k), grid.reference, grid.cell_area)
-        rows.append(GridRow(density.name, rule, k, score.integral, grid.teacher_integral, grid.exact_integral,
-                            score.mae, score.off_by_1, score.overshoot))
+        rows.append(GridRow(density.name, rule, grid.size, k, score.integral, grid.teacher_integral,
+                            grid.exact_integral, score.mae, score.off_by_1, score.overshoot))
     return rows
 
 
 def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard", "gaussians8"),
                checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
-               device: torch.device | str = "cpu") -> dict[str, Table]:
+               device: torch.device | str = "cpu", grid_size: int = GRID_SIZE) -> dict[str, Table]:
     """Every saved map ``f2d2_RULE_DENSITY.pt`` under ``checkpoints`` with its teacher. Returns the tables by name."""
     tables = {"likelihood": [], "grid": [], "speed": [], "samples": [], "guidance": []}
     for name in densities:
@@ -113,7 +116,7 @@ def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard",
         ref = reference(teacher, density, x)
         exact = density.log_prob(x)
         tables["likelihood"] += _teacher_rows(teacher, density, x, exact, ref.log_prob)
-        grid = grid_reference(teacher, density, device)
+        grid = grid_reference(teacher, density, device, grid_size)
         data = density.sample(N_SAMPLES, seed=HELDOUT_DATA_SEED).to(device)
         noise = base.sample(N_SAMPLES, (density.dim,), seed=HELDOUT_NOISE_SEED, device=device)
         swd_teacher = metrics.sliced_wasserstein(ode.sample(teacher, noise), data)
@@ -132,7 +135,7 @@ def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard",
                                           "swd_teacher_100": swd_teacher, "ratio": swd / swd_teacher})
             tables["guidance"] += _guidance_rows(model, rule, density, noise, data)
     titles = {"likelihood": "Log-likelihood error (nats) of held-out points",
-              "grid": f"K-step density on a {GRID_SIZE} x {GRID_SIZE} grid on [-{GRID_LIMIT:g}, {GRID_LIMIT:g}]^2 "
+              "grid": f"K-step density on a {grid_size} x {grid_size} grid on [-{GRID_LIMIT:g}, {GRID_LIMIT:g}]^2 "
                       "against the teacher's ODE (RK4, 32 steps)",
               "speed": "K = 4 likelihood against dopri5, same run", "samples": "Sample distance to fresh data "
               "(sliced W2)", "guidance": "Self-guidance, 1-step samples"}
