@@ -81,7 +81,7 @@ def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None
         raise TypeError(f"cannot save {type(model).__name__}; savable models: {', '.join(_CLASSES)}")
     meta = {**getattr(model, "metadata", {}), **(metadata or {})}
     for name in _ATTRIBUTES:
-        if hasattr(model, name):
+        if getattr(model, name, None) is not None:
             meta[name] = dataclasses.asdict(getattr(model, name))
     payload = {
         "format": FORMAT,

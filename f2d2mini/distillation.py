@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from f2d2mini import checks, flowmap, losses, nets, ode, times
+from f2d2mini import checks, coverage, flowmap, losses, nets, ode, times
 from f2d2mini.loop import LoopConfig, resolve_device
 
 __all__ = ["DistillConfig", "RULE_CHANGES", "distill_config", "distill_loss"]
@@ -29,8 +29,10 @@ class DistillConfig(LoopConfig):
 
     Phased: for ``warm_steps`` only the velocity part u is trained (the D loss has weight 0), then D joins
     with weight ``d_weight``. A fraction ``diagonal_fraction`` of each batch has s = t (tangent targets from
-    the teacher); the rest draws (t, s) over the whole square, so backward jumps are trained too. The defaults are
-    the Lagrangian and MeanFlow rules' CPU settings; :func:`distill_config` gives each rule's.
+    the teacher); the rest draws (t, s) over the whole square, so backward jumps are trained too. A share
+    ``coverage_fraction`` of both parts sits off the data path, on the teacher's backward flow of the square
+    [-coverage_box, coverage_box]^d (:mod:`f2d2mini.coverage`), so that the map's likelihood holds there too.
+    The defaults are the Lagrangian and MeanFlow rules' CPU settings; :func:`distill_config` gives each rule's.
     """
 
     steps: int = 4500  # 3-5 minutes on 2 CPU cores for the Lagrangian and MeanFlow rules
@@ -47,6 +49,10 @@ class DistillConfig(LoopConfig):
     grid_steps: tuple[int, ...] = flowmap.EVAL_STEPS  # those K: pairs (k/K, (k +- 1)/K), forward and backward
     adaptive_power: float = 0.0  # p of MeanFlow's adaptive per-point weight 1 / (error + c)^p (0: plain squares)
     sigma0: float = 1.0  # the base N(0, sigma0^2 I) of the map (and of the data's noise x0)
+    coverage_fraction: float = 0.25  # share of each part of a batch on the teacher's flow of the square (0: none)
+    coverage_box: float = 6.0  # half-width B of the square [-B, B]^d covered at t = 1 (saved as model.region)
+    coverage_points: int = 20_000  # trajectories of the teacher's backward flow, drawn once before training
+    coverage_steps: int = 32  # RK4 steps of each trajectory, all states kept
     net: nets.MLPConfig = field(default_factory=nets.MLPConfig)  # architecture of a fresh 2-D map, used only when
     # the teacher cannot warm-start it (a VelocityMLP teacher gives the map its own architecture)
 
@@ -87,11 +93,18 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
                          f"{n_diag} tangent and {config.batch_size - n_diag} off-diagonal points; both need >= 1")
     n_grid = round((config.batch_size - n_diag) * config.grid_fraction)
     grid_steps = torch.tensor(config.grid_steps, device=device)  # once, not a host-to-device copy per step
+    covered, bank = _coverage_positions(n_diag, config, device), None
 
     def loss_fn(model, step, gen):
+        nonlocal bank
         x0, x1 = draw(gen, step)
         t, s = _pairs(len(x1), n_diag, n_grid, grid_steps, config.time_power, gen)
         xt = losses.interpolate(x0, x1, t)
+        if len(covered):
+            if bank is None:  # built at the first step, when the data's shape is known
+                bank = coverage.flow_bank(teacher, config.coverage_box, tuple(x1.shape[1:]), config.coverage_points,
+                                          config.coverage_steps, device)
+            xt[covered] = coverage.draw(bank, t[covered], gen)
         extra = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=div_scale,
                      adaptive_power=config.adaptive_power)
         target = losses.teacher_targets(teacher, xt[:n_diag], t[:n_diag], config.divergence, config.probes, gen)
@@ -101,6 +114,15 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
         return losses.LossOutput(diag.loss + off.loss, {**diag.metrics, **off.metrics})
 
     return loss_fn
+
+
+def _coverage_positions(n_diag: int, config: DistillConfig, device) -> torch.Tensor:
+    """The batch positions whose x_t come from the coverage bank: the last ``coverage_fraction`` of the tangent part
+    and of the off-diagonal part (the grid pairs come first in the latter)."""
+    n_off = config.batch_size - n_diag
+    tangent, off = round(n_diag * config.coverage_fraction), round(n_off * config.coverage_fraction)
+    return torch.cat([torch.arange(n_diag - tangent, n_diag), torch.arange(config.batch_size - off,
+                                                                             config.batch_size)]).to(device)
 
 
 def _pairs(n: int, n_diag: int, n_grid: int, grid_steps: torch.Tensor, time_power: float, gen) -> times.TimePairs:

@@ -10,13 +10,14 @@ nats per unit time). On the diagonal u(x, t, t) = v(x, t) and D(x, t, t) = -div 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from f2d2mini import base, checkpoint, checks, nets
+from f2d2mini import base, checkpoint, checks, coverage, nets
 
 __all__ = ["FlowMapOutput", "FlowMapConfig", "JointFlowMap", "ODEFlowMap", "Jumps", "Samples", "jumps", "sample",
            "sample_and_log_prob", "log_prob", "REVERSALS", "EVAL_STEPS", "FewStepMethods"]
@@ -145,6 +146,7 @@ class ODEFlowMap(nn.Module):
     def __init__(self, velocity, solver: str = "rk4", steps: int = 32):
         super().__init__()
         self.velocity, self.solver, self.steps = velocity, solver, steps
+        self.region = coverage.Region(math.inf)  # computed, not learned: as right off the data as on it
 
     def forward(self, x: torch.Tensor, t, s) -> FlowMapOutput:
         from f2d2mini import divergence, ode
@@ -201,6 +203,7 @@ def log_prob(model, x: torch.Tensor, steps: int = 4, *, reversal: str = "exact",
     log p_1(x) = log p_0(x_K) - sum_k (tau_{k+1} - tau_k) D(x_k, tau_k, tau_{k+1}). K evaluations, no autograd."""
     checks.batch(x)
     checks.positive_int(steps, "steps")
+    coverage.warn_outside(model, x)
     with torch.no_grad():
         out = jumps(model, x, torch.linspace(1.0, 0.0, steps + 1), reversal)
     return base.log_prob(out.x, sigma0) - out.delta

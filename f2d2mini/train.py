@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from f2d2mini import base, flowmap, losses, nets, times, toy
+from f2d2mini import base, coverage, flowmap, losses, nets, times, toy
 from f2d2mini.distillation import DistillConfig, distill_config, distill_loss
 from f2d2mini.loop import LoopConfig, fit
 
@@ -79,7 +79,8 @@ def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillCon
 
     A :class:`~f2d2mini.nets.VelocityMLP` teacher warm-starts the map (u(x, t, s) = v(x, t), D = 0) with its own
     architecture; any other callable (e.g. ``GaussianMixture.velocity``) gets a fresh map of architecture
-    ``config.net``. Returns the EMA model with ``.history`` and ``.metadata``.
+    ``config.net``. Returns the EMA model with ``.history``, ``.metadata`` and ``.region`` (the square its
+    likelihood was trained on, :class:`f2d2mini.coverage.Region`; ``None`` without coverage).
     """
     config = distill_config(rule) if config is None else config
     torch.manual_seed(seed)
@@ -90,5 +91,7 @@ def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillCon
                                                            sigma0=config.sigma0))
     draw = density_batches(density, config.batch_size, model.config.sigma0, seed)
     loss_fn = distill_loss(teacher, draw, rule, config, model.config.div_scale)
-    return fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {density.name}",
-               metadata={"density": density.name, "rule": rule})
+    model = fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {density.name}",
+                metadata={"density": density.name, "rule": rule})
+    model.region = coverage.Region(config.coverage_box) if config.coverage_fraction else None
+    return model

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from f2d2mini import checks, distributed, loop
+from f2d2mini import checks, coverage, distributed, loop
 from f2d2mini.distillation import DistillConfig, distill_loss
 from f2d2mini.images import data as images_data
 from f2d2mini.images import unet
@@ -59,6 +59,9 @@ class ImageDistillConfig(DistillConfig):
     probes: int = 1
     div_scale: float = 64.0  # R, about the number of dimensions d
     div_hidden: int = 128  # hidden units of the divergence head
+    coverage_fraction: float = 0.0  # off-data coverage: see book chapter 7 for what the image maps may be trusted on
+    coverage_box: float = 1.0  # the cube [-1, 1]^d that dequantized images live in
+    coverage_points: int = 2000  # trajectories of the teacher's backward flow (each a U-Net solve)
     net: None = None  # the map copies the teacher's U-Net
 
 
@@ -141,5 +144,7 @@ def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: st
     model = unet.UNetFlowMap.from_teacher(teacher_model, config.div_scale, config.sigma0, config.div_hidden)
     local = replace(config, batch_size=distributed.local_batch(config.batch_size))  # the loss sees one rank's batch
     loss_fn = distill_loss(teacher_model, _draw(data, config), rule, local, model.config.div_scale)
-    return loop.fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {data.name}", state_path=state_path,
-                    resume=resume, unit="img", metadata={"dataset": data.name, "rule": rule})
+    model = loop.fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {data.name}", state_path=state_path,
+                     resume=resume, unit="img", metadata={"dataset": data.name, "rule": rule})
+    model.region = coverage.Region(config.coverage_box) if config.coverage_fraction else None
+    return model
