@@ -8,7 +8,9 @@ import torch
 
 from f2d2mini import checks
 
-__all__ = ["log_prob", "make_generator", "sample"]
+__all__ = ["log_prob", "make_generator", "sample", "sigma0_of", "resolve_sigma0", "same_sigma0", "SIGMA0"]
+
+SIGMA0 = 1.0  # the convention for a velocity that declares no base (a plain function v(x, t))
 
 
 def log_prob(x: torch.Tensor, sigma0: float = 1.0) -> torch.Tensor:
@@ -43,3 +45,35 @@ def sample(n: int, shape: tuple[int, ...], sigma0: float = 1.0, *, seed: int | N
     checks.positive_int(n, "n")
     g = generator if generator is not None else make_generator(seed, device)
     return sigma0 * torch.randn((n, *shape), generator=g, device=device, dtype=dtype)
+
+
+def sigma0_of(model) -> float | None:
+    """The base's sigma0 that ``model`` declares: its ``config.sigma0`` (every trained teacher and flow map), its own
+    ``sigma0`` (a ``GaussianMixture``), or that of the object a bound method belongs to (``gmm.velocity``); ``None``
+    for a plain function."""
+    for owner in (model, getattr(model, "__self__", None)):
+        for holder in (getattr(owner, "config", None), owner):
+            value = getattr(holder, "sigma0", None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+    return None
+
+
+def resolve_sigma0(model, sigma0: float | None = None, name: str = "model") -> float:
+    """The sigma0 to use with ``model``: the one it declares (its owner), ``sigma0`` if given and equal to it, else an
+    error naming both; :data:`SIGMA0` for a model that declares none (unless ``sigma0`` says otherwise)."""
+    declared = sigma0_of(model)
+    if sigma0 is not None and declared is not None and float(sigma0) != declared:
+        raise ValueError(f"sigma0 {sigma0} was asked for, but the {name} was trained with base sigma0 {declared}; "
+                         f"a likelihood with another base is wrong (leave sigma0 unset to use the {name}'s)")
+    return declared if declared is not None else (SIGMA0 if sigma0 is None else float(sigma0))
+
+
+def same_sigma0(teacher, model) -> float:
+    """The base sigma0 that a teacher and a flow map share; an error naming both when they differ (a map's
+    likelihood is only comparable with its teacher's on the same base)."""
+    a, b = resolve_sigma0(teacher, name="teacher"), resolve_sigma0(model, name="flow map")
+    if a != b:
+        raise ValueError(f"the teacher's base sigma0 is {a} but the flow map's is {b}; distil and compare a map "
+                         f"only with the teacher it was distilled from (same sigma0)")
+    return a

@@ -48,13 +48,12 @@ class DistillConfig(LoopConfig):
     grid_fraction: float = 0.0  # share of the off-diagonal pairs drawn from the K-step grids used at evaluation
     grid_steps: tuple[int, ...] = flowmap.EVAL_STEPS  # those K: pairs (k/K, (k +- 1)/K), forward and backward
     adaptive_power: float = 0.0  # p of MeanFlow's adaptive per-point weight 1 / (error + c)^p (0: plain squares)
-    sigma0: float = 1.0  # the base N(0, sigma0^2 I) of the map (and of the data's noise x0)
     coverage_fraction: float = 0.25  # share of each part of a batch on the teacher's flow of the square (0: none)
     coverage_box: float = 6.0  # half-width B of the square [-B, B]^d covered at t = 1 (saved as model.region)
     coverage_points: int = 20_000  # trajectories of the teacher's backward flow, drawn once before training
     coverage_steps: int = 32  # RK4 steps of each trajectory, all states kept
     net: nets.MLPConfig = field(default_factory=nets.MLPConfig)  # architecture of a fresh 2-D map, used only when
-    # the teacher cannot warm-start it (a VelocityMLP teacher gives the map its own architecture)
+    # the teacher cannot warm-start it (a VelocityMLP teacher gives the map its own architecture and base sigma0)
 
 
 RULE_CHANGES = {

@@ -49,10 +49,10 @@ class Samples(NamedTuple):
 
 @dataclass(frozen=True)
 class FlowMapConfig(nets.MLPConfig):
-    """Architecture of the 2-D :class:`JointFlowMap`: the velocity MLP's fields, the D scale and the base."""
+    """Architecture of the 2-D :class:`JointFlowMap`: the velocity MLP's fields (its base sigma0 among them) and
+    the D scale."""
 
     div_scale: float = 1.0  # R: the scalar head regresses D / R
-    sigma0: float = 1.0  # base N(0, sigma0^2 I) at t = 0
 
 
 class FewStepMethods:
@@ -66,7 +66,7 @@ class FewStepMethods:
 
     def sample_and_log_prob(self, n_or_x0, steps: int = 2, *, seed: int | None = None) -> Samples:
         """Few-step samples and the model's log-density of each, for free; see :func:`sample_and_log_prob`."""
-        return sample_and_log_prob(self, self._noise(n_or_x0, seed), steps, sigma0=self.config.sigma0)
+        return sample_and_log_prob(self, self._noise(n_or_x0, seed), steps)
 
     def _noise(self, n_or_x0, seed: int | None) -> torch.Tensor:
         if isinstance(n_or_x0, torch.Tensor):
@@ -76,7 +76,7 @@ class FewStepMethods:
 
     def log_prob(self, x: torch.Tensor, steps: int = 4, reversal: str = "exact") -> torch.Tensor:
         """Few-step log-likelihood of data x ``[B, *event_shape]``; see :func:`log_prob`."""
-        return log_prob(self, x, steps, reversal=reversal, sigma0=self.config.sigma0)
+        return log_prob(self, x, steps, reversal=reversal)
 
 
 @checkpoint.register
@@ -94,13 +94,12 @@ class JointFlowMap(FewStepMethods, nn.Module):
         self.net = nets.MLP(self.features.dim + 2 * self.embed.dim, config.dim + 1, config.width, config.depth)
 
     @classmethod
-    def from_teacher(cls, teacher: nets.VelocityMLP, div_scale: float = 1.0, sigma0: float = 1.0) -> JointFlowMap:
-        """A map with u(x, t, s) = v(x, t) for every s and D = 0: the teacher's weights, zero weights on embed(s).
-
-        The warm start of phased training: the velocity part starts at Euler's one-step answer.
+    def from_teacher(cls, teacher: nets.VelocityMLP, div_scale: float = 1.0) -> JointFlowMap:
+        """A map with u(x, t, s) = v(x, t) for every s and D = 0: the teacher's weights (and base sigma0), zero
+        weights on embed(s). The warm start of phased training: the velocity part starts at Euler's one-step answer.
         """
         tc = teacher.config
-        model = cls(FlowMapConfig(**asdict(tc), div_scale=div_scale, sigma0=sigma0))
+        model = cls(FlowMapConfig(**asdict(tc), div_scale=div_scale))
         src, dst = teacher.net, model.net
         with torch.no_grad():
             model.features.B.copy_(teacher.features.B)
@@ -191,16 +190,21 @@ def sample(model, x0: torch.Tensor, steps: int) -> torch.Tensor:
     return _forward(model, x0, steps).x
 
 
-def sample_and_log_prob(model, x0: torch.Tensor, steps: int, *, sigma0: float = 1.0) -> Samples:
+def sample_and_log_prob(model, x0: torch.Tensor, steps: int, *, sigma0: float | None = None) -> Samples:
     """K forward jumps from noise x0 ``[B, *shape]``, tracking log p_1(x1) = log p_0(x0) + sum_k (tau_{k+1} - tau_k)
-    D_k: the model's log-density of every sample it draws, for free."""
+    D_k: the model's log-density of every sample it draws, for free. The base is the model's (``sigma0``: see
+    :func:`f2d2mini.base.resolve_sigma0`)."""
+    sigma0 = base.resolve_sigma0(model, sigma0, "flow map")
     out = _forward(model, x0, steps)
     return Samples(out.x, base.log_prob(x0, sigma0) + out.delta)
 
 
-def log_prob(model, x: torch.Tensor, steps: int = 4, *, reversal: str = "exact", sigma0: float = 1.0) -> torch.Tensor:
+def log_prob(model, x: torch.Tensor, steps: int = 4, *, reversal: str = "exact",
+             sigma0: float | None = None) -> torch.Tensor:
     """K-step log-likelihood of data x ``[B, *shape]``: backward jumps 1 = tau_0 > ... > tau_K = 0, then
-    log p_1(x) = log p_0(x_K) - sum_k (tau_{k+1} - tau_k) D(x_k, tau_k, tau_{k+1}). K evaluations, no autograd."""
+    log p_1(x) = log p_0(x_K) - sum_k (tau_{k+1} - tau_k) D(x_k, tau_k, tau_{k+1}). K evaluations, no autograd.
+    The base is the model's (``sigma0``: see :func:`f2d2mini.base.resolve_sigma0`)."""
+    sigma0 = base.resolve_sigma0(model, sigma0, "flow map")
     checks.batch(x)
     checks.positive_int(steps, "steps")
     coverage.warn_outside(model, x)

@@ -14,13 +14,13 @@ from f2d2mini import base, checks
 __all__ = ["one_step_log_prob", "self_guide"]
 
 
-def one_step_log_prob(model, x0: torch.Tensor, sigma0: float | None = None) -> torch.Tensor:
-    """J(x0) = log p_0(x0) + D(x0, 0, 1) ``[B]``: the model's log-density of its one-step sample from x0."""
-    sigma0 = model.config.sigma0 if sigma0 is None else sigma0
-    return base.log_prob(x0, sigma0) + model(x0, 0.0, 1.0).D
+def one_step_log_prob(model, x0: torch.Tensor) -> torch.Tensor:
+    """J(x0) = log p_0(x0) + D(x0, 0, 1) ``[B]``: the model's log-density of its one-step sample from x0 (its own
+    base sigma0)."""
+    return base.log_prob(x0, base.resolve_sigma0(model, name="flow map")) + model(x0, 0.0, 1.0).D
 
 
-def self_guide(model, x0: torch.Tensor, lr: float, steps: int = 1, sigma0: float | None = None) -> torch.Tensor:
+def self_guide(model, x0: torch.Tensor, lr: float, steps: int = 1) -> torch.Tensor:
     """Returns new noise after ``steps`` Adam steps of size ``lr`` that raise J(x0) for every sample.
 
     Args:
@@ -28,7 +28,6 @@ def self_guide(model, x0: torch.Tensor, lr: float, steps: int = 1, sigma0: float
         x0: noise ``[B, *shape]``.
         lr: Adam's learning rate (about the distance each coordinate moves per step).
         steps: Adam steps (each one forward and one backward pass).
-        sigma0: the base's standard deviation (default: the model's).
     """
     checks.batch(x0, "x0")
     checks.positive_int(steps, "steps")
@@ -38,7 +37,7 @@ def self_guide(model, x0: torch.Tensor, lr: float, steps: int = 1, sigma0: float
     opt = torch.optim.Adam([x], lr=lr)
     for _ in range(steps):
         with torch.enable_grad():
-            (grad,) = torch.autograd.grad(one_step_log_prob(model, x, sigma0).sum(), x)
+            (grad,) = torch.autograd.grad(one_step_log_prob(model, x).sum(), x)
         x.grad = -grad  # Adam minimises: descend on -J
         opt.step()
     return x.detach()

@@ -61,7 +61,7 @@ class FourierFeatures(nn.Module):
 
 @dataclass(frozen=True)
 class MLPConfig:
-    """Architecture of :class:`VelocityMLP` (and the 2-D flow map's trunk)."""
+    """Architecture of :class:`VelocityMLP` (and the 2-D flow map's trunk), and the base it flows from."""
 
     dim: int = 2  # data dimension d
     width: int = 256  # hidden units per layer
@@ -70,6 +70,7 @@ class MLPConfig:
     max_frequency: float = 100.0  # largest angular frequency of the time features
     space_features: int = 0  # random Fourier features of x (0: none)
     space_scale: float = 1.0  # standard deviation of their frequencies
+    sigma0: float = 1.0  # the base N(0, sigma0^2 I) at t = 0 that the model's flow starts from (saved with it)
 
 
 @checkpoint.register

@@ -164,7 +164,7 @@ def sample(velocity, x0: torch.Tensor, steps: int | None = SAMPLE_STEPS, solver:
 
 def likelihood(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | None = None, *,
                divergence: str = "exact", probes: int = 1, noise: str = "rademacher", seed: int | None = 0,
-               sigma0: float = 1.0, rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL,
+               sigma0: float | None = None, rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL,
                max_nfe: int = MAX_NFE, error_norm: str = "sample") -> Likelihood:
     """Log-likelihood of data x ``[B, *shape]`` by the coupled ODE from t = 1 to t = 0.
 
@@ -177,8 +177,10 @@ def likelihood(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | N
             point's error by default: the reference is right per point, not only on average).
         divergence: ``"exact"`` (trace of the Jacobian, d passes) or ``"hutchinson"`` (``probes`` fixed random
             vectors of kind ``noise`` drawn once from ``seed`` and held along the path).
-        sigma0: standard deviation of the base p_0 = N(0, sigma0^2 I).
+        sigma0: standard deviation of the base p_0 = N(0, sigma0^2 I); by default the velocity's own (a trained model
+            saves it in its config; :func:`f2d2mini.base.resolve_sigma0`), and a different one is an error.
     """
+    sigma0 = base.resolve_sigma0(velocity, sigma0, "velocity")
     checks.batch(x)
     checks.choice(divergence, DIVERGENCES, "divergence")
     if divergence == "hutchinson":

@@ -25,13 +25,12 @@ STEP_SEED_STRIDE = 1_000_003  # a prime: step k of seed s draws its data from se
 
 @dataclass(frozen=True)
 class TeacherConfig(LoopConfig):
-    """Flow-matching teacher on a 2-D density: loop settings, the network and the base's sigma0."""
+    """Flow-matching teacher on a 2-D density: loop settings and the network (whose config owns the base's sigma0)."""
 
     steps: int = 13_000  # about 2.5 minutes on 2 CPU cores
     batch_size: int = 512
     lr: float = 5e-3
     net: nets.MLPConfig = field(default_factory=lambda: nets.MLPConfig(space_features=32))
-    sigma0: float = 1.0  # base N(0, sigma0^2 I)
     time_power: float = 2.0  # t = 1 - (1 - U)^time_power, U ~ U(0, 1): 1 is uniform, > 1 favours the data end
 
 
@@ -66,7 +65,7 @@ def teacher(density: toy.Density, config: TeacherConfig = TeacherConfig(), seed:
     """
     torch.manual_seed(seed)
     model = nets.VelocityMLP(config.net)
-    draw = density_batches(density, config.batch_size, config.sigma0, seed)
+    draw = density_batches(density, config.batch_size, config.net.sigma0, seed)
     return fit(model, teacher_loss(draw, config.time_power), config, seed=seed, desc=f"teacher {density.name}",
                metadata={"density": density.name})
 
@@ -85,11 +84,14 @@ def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillCon
     config = distill_config(rule) if config is None else config
     torch.manual_seed(seed)
     if isinstance(teacher, nets.VelocityMLP):
-        model = flowmap.JointFlowMap.from_teacher(teacher, config.div_scale, config.sigma0)
-    else:
-        model = flowmap.JointFlowMap(flowmap.FlowMapConfig(**asdict(config.net), div_scale=config.div_scale,
-                                                           sigma0=config.sigma0))
-    draw = density_batches(density, config.batch_size, model.config.sigma0, seed)
+        model = flowmap.JointFlowMap.from_teacher(teacher, config.div_scale)
+    else:  # a fresh map of architecture config.net, on the teacher's base
+        declared = base.sigma0_of(teacher)
+        if declared is not None and declared != config.net.sigma0:
+            raise ValueError(f"the teacher's base sigma0 is {declared} but config.net.sigma0 is {config.net.sigma0}; "
+                             f"set DistillConfig(net=MLPConfig(sigma0={declared}, ...)) to distil it")
+        model = flowmap.JointFlowMap(flowmap.FlowMapConfig(**asdict(config.net), div_scale=config.div_scale))
+    draw = density_batches(density, config.batch_size, base.same_sigma0(teacher, model), seed)
     loss_fn = distill_loss(teacher, draw, rule, config, model.config.div_scale)
     model = fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {density.name}",
                 metadata={"density": density.name, "rule": rule})

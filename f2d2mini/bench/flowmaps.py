@@ -123,6 +123,7 @@ def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard",
         for rule in rules:
             model = load_saved(checkpoint.flow_map_path(name, rule, checkpoints),
                                f"f2d2mini distill --density {name} --rule {rule}", device)
+            base.same_sigma0(teacher, model)
             tables["likelihood"] += _map_rows(model, rule, density, x, exact, ref.log_prob)
             tables["grid"] += grid_rows(model, rule, density, grid)
             k4 = median_seconds(lambda: model.log_prob(x, 4))  # noqa: B023

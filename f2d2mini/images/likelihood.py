@@ -102,7 +102,7 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed:
     """Bits per dim of integer images under a joint flow map with K = ``steps`` backward jumps (K evaluations).
 
     Args:
-        model: a flow map ``model(x, t, s) -> FlowMapOutput`` with ``config.sigma0`` (e.g. a
+        model: a flow map ``model(x, t, s) -> FlowMapOutput`` whose config owns its base sigma0 (e.g. a
             :class:`~f2d2mini.images.unet.UNetFlowMap`).
         images: uint8 ``[N, C, H, W]`` with values in 0..levels-1, or an
             :class:`~f2d2mini.images.data.Images` split (which brings its ``levels``).
@@ -118,24 +118,23 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed:
     _check_images(images, levels)
     checks.positive_int(steps, "steps")
     device = _device(model)
-    sigma0 = getattr(getattr(model, "config", None), "sigma0", 1.0)
     z = _dequantized(images, levels, seed, device)
     start = time.perf_counter()
-    lp, _ = _chunked(lambda c: (flowmap.log_prob(model, c, steps, reversal=reversal, sigma0=sigma0), steps), z,
-                     batch_size)
+    lp, _ = _chunked(lambda c: (flowmap.log_prob(model, c, steps, reversal=reversal), steps), z, batch_size)
     per = bits_per_dim(lp, z[0].numel(), levels)
     return BPD(per.mean().item(), per, steps, time.perf_counter() - start)
 
 
 def ode_bpd(velocity, images: torch.Tensor, *, levels: int = 256, solver: str = "dopri5", steps: int | None = None,
             divergence: str = "hutchinson", probes: int = 1, seed: int = DEQUANT_SEED, probe_seed: int = 0,
-            sigma0: float = 1.0, rtol: float = ode.DEFAULT_TOL, atol: float = ode.DEFAULT_TOL,
+            sigma0: float | None = None, rtol: float = ode.DEFAULT_TOL, atol: float = ode.DEFAULT_TOL,
             max_nfe: int = ode.MAX_NFE, batch_size: int | None = None) -> BPD:
     """Bits per dim of integer images under a velocity v(x, t) by the coupled ODE (:func:`f2d2mini.ode.likelihood`).
 
     ``solver``/``steps``: e.g. ``"euler"`` with N steps or adaptive ``"dopri5"`` (at most ``max_nfe`` evaluations
     per chunk); ``divergence``: ``"exact"`` (d passes per evaluation) or ``"hutchinson"`` (``probes`` Rademacher
     vectors per image drawn from ``probe_seed``, held along the path). ``seed``: the dequantization noise.
+    ``sigma0``: the velocity's own base by default (:func:`f2d2mini.base.resolve_sigma0`).
     """
     images, levels = _unpack(images, levels)
     _check_images(images, levels)
@@ -166,8 +165,9 @@ class BPDRow(NamedTuple):
 
 def bpd_table(teacher, model, images: torch.Tensor, levels: int, ks=(1, 2, 4, 8), *, solver: str = "dopri5",
               steps: int | None = None, divergence: str = "hutchinson", probes: int = 1) -> list[BPDRow]:
-    """The teacher's ODE bpd and the flow map's at each K, on the same dequantized images."""
-    sigma0 = getattr(getattr(model, "config", None), "sigma0", 1.0)
+    """The teacher's ODE bpd and the flow map's at each K, on the same dequantized images. A teacher and a map with
+    different base sigma0 are an error naming both."""
+    sigma0 = base.same_sigma0(teacher, model)
     ref = ode_bpd(teacher, images, levels=levels, solver=solver, steps=steps, divergence=divergence, probes=probes,
                   sigma0=sigma0)
     name = f"teacher ODE {solver}" + (f"-{steps}" if steps else "") + f" ({divergence})"

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from f2d2mini import checks, coverage, distributed, loop
+from f2d2mini import base, checks, coverage, distributed, loop
 from f2d2mini.distillation import DistillConfig, distill_loss
 from f2d2mini.images import data as images_data
 from f2d2mini.images import unet
@@ -39,8 +39,7 @@ class ImageTeacherConfig(loop.LoopConfig):
     lr: float = 2e-3
     warmup: int = 100
     ema_decay: float = 0.999
-    net: unet.UNetConfig = field(default_factory=lambda: unet.UNetConfig(widths=(16, 32), embed_dim=64))
-    sigma0: float = 1.0  # base N(0, sigma0^2 I)
+    net: unet.UNetConfig = field(default_factory=lambda: unet.UNetConfig(widths=(16, 32), embed_dim=64))  # and sigma0
     time_power: float = 1.0  # t = 1 - (1 - U)^time_power
 
 
@@ -104,9 +103,10 @@ def _check_shape(data: images_data.Images, net: unet.UNetConfig) -> None:
                          f"{(net.channels, net.size, net.size)}; use the recipe of {data.name}")
 
 
-def _draw(data: images_data.Images, config) -> Callable:
-    """Batches for this process: its share of the global ``config.batch_size``, from its shard of ``data``."""
-    return images_data.batches(distributed.shard(data), distributed.local_batch(config.batch_size), config.sigma0)
+def _draw(data: images_data.Images, batch_size: int, sigma0: float) -> Callable:
+    """Batches for this process: its share of the global ``batch_size``, from its shard of ``data``, with noise
+    from the base N(0, sigma0^2 I)."""
+    return images_data.batches(distributed.shard(data), distributed.local_batch(batch_size), sigma0)
 
 
 def _compile_where_it_helps(config: ImageDistillConfig, rule: str) -> ImageDistillConfig:
@@ -129,9 +129,9 @@ def teacher(data: images_data.Images, config: ImageTeacherConfig = ImageTeacherC
     _check_shape(data, config.net)
     torch.manual_seed(seed)
     model = unet.UNetVelocity(config.net)
-    return loop.fit(model, teacher_loss(_draw(data, config), config.time_power), config, seed=seed,
-                    desc=f"teacher {data.name}", state_path=state_path, resume=resume, unit="img",
-                    metadata={"dataset": data.name})
+    draw = _draw(data, config.batch_size, config.net.sigma0)
+    return loop.fit(model, teacher_loss(draw, config.time_power), config, seed=seed, desc=f"teacher {data.name}",
+                    state_path=state_path, resume=resume, unit="img", metadata={"dataset": data.name})
 
 
 def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: str = RULE,
@@ -145,9 +145,10 @@ def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: st
     _check_shape(data, teacher_model.config)
     config = _compile_where_it_helps(config, rule)
     torch.manual_seed(seed)
-    model = unet.UNetFlowMap.from_teacher(teacher_model, config.div_scale, config.sigma0, config.div_hidden)
+    model = unet.UNetFlowMap.from_teacher(teacher_model, config.div_scale, config.div_hidden)
     local = replace(config, batch_size=distributed.local_batch(config.batch_size))  # the loss sees one rank's batch
-    loss_fn = distill_loss(teacher_model, _draw(data, config), rule, local, model.config.div_scale)
+    draw = _draw(data, config.batch_size, base.same_sigma0(teacher_model, model))
+    loss_fn = distill_loss(teacher_model, draw, rule, local, model.config.div_scale)
     model = loop.fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {data.name}", state_path=state_path,
                      resume=resume, unit="img", metadata={"dataset": data.name, "rule": rule})
     model.region = coverage.Region(config.coverage_box) if config.coverage_fraction else None

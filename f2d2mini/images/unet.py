@@ -38,6 +38,7 @@ class UNetConfig:
     time_frequencies: int = 16  # sinusoidal features per time input
     max_frequency: float = 100.0  # largest angular frequency of the time features
     groups: int = 8  # GroupNorm groups (must divide every width)
+    sigma0: float = 1.0  # the base N(0, sigma0^2 I) at t = 0 that the model's flow starts from (saved with it)
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(self.widths))  # JSON round trips give lists
@@ -50,11 +51,11 @@ class UNetConfig:
 
 @dataclass(frozen=True)
 class UNetFlowMapConfig(UNetConfig):
-    """The flow map's U-Net: the velocity's fields plus the divergence head, its scale R and the base."""
+    """The flow map's U-Net: the velocity's fields (its base sigma0 among them) plus the divergence head and its
+    scale R."""
 
     div_scale: float = 64.0  # R: the head regresses D / R (about the number of dimensions d)
     div_hidden: int = 128  # hidden units of the divergence head
-    sigma0: float = 1.0  # base N(0, sigma0^2 I) at t = 0
 
 
 class ResBlock(nn.Module):
@@ -165,12 +166,11 @@ class UNetFlowMap(FewStepMethods, nn.Module):
                                       nn.Linear(config.div_hidden, 1))
 
     @classmethod
-    def from_teacher(cls, teacher: UNetVelocity, div_scale: float, sigma0: float = 1.0,
+    def from_teacher(cls, teacher: UNetVelocity, div_scale: float,
                      div_hidden: int = UNetFlowMapConfig.div_hidden) -> UNetFlowMap:
-        """A map with u(x, t, s) = v(x, t) for every s and D = 0: the teacher's weights, zero weights on the
-        features of s and on the divergence head's last layer. The warm start of phased training."""
-        config = UNetFlowMapConfig(**asdict(teacher.config), div_scale=div_scale, sigma0=sigma0,
-                                   div_hidden=div_hidden)
+        """A map with u(x, t, s) = v(x, t) for every s and D = 0: the teacher's weights (and base sigma0), zero
+        weights on the features of s and on the divergence head's last layer. The warm start of phased training."""
+        config = UNetFlowMapConfig(**asdict(teacher.config), div_scale=div_scale, div_hidden=div_hidden)
         model = cls(config)
         own, src = model.body.state_dict(), teacher.body.state_dict()
         first = "time_mlp.0.weight"  # [E, 2 * features]: the t half from the teacher, the s half zero
