@@ -64,20 +64,21 @@ def test_first_order_reversal_is_only_approximate():
     assert (f2.flowmap.log_prob(COARSE, x, 1) - exact).abs().mean().item() < 5e-3
 
 
-def test_meanflow_target_is_a_finite_difference_total_derivative():
-    """d/dt u(x_t, t, s) along dx/dt = v: (u(x + h v, t + h, s) - u(x - h v, t - h, s)) / 2h, to O(h^2)."""
+def test_eulerian_prediction_subtracts_a_finite_difference_total_derivative():
+    """d/dt u(x_t, t, s) along dx/dt = v: (u(x + h v, t + h, s) - u(x - h v, t - h, s)) / 2h, to O(h^2); the
+    prediction u - (s - t) du/dt keeps its gradient (the MeanFlow rule trains the derivative)."""
     torch.manual_seed(0)
     model = JointFlowMap(FlowMapConfig(width=32, depth=2, time_frequencies=3)).double()
     x, t, s = points(16)
     v = torch.randn_like(x)
-    negdiv = torch.randn(16, dtype=torch.float64)
-    _, target = f2.losses.meanflow_target(model, f2.losses.Targets(v, negdiv), x, t, s)
+    pred = f2.losses.eulerian_prediction(model, v, x, t, s)
     h = 1e-5
     with torch.no_grad():
-        ahead, behind = model(x + h * v, t + h, s), model(x - h * v, t - h, s)
+        ahead, behind, now = model(x + h * v, t + h, s), model(x - h * v, t - h, s), model(x, t, s)
     du, dd = (ahead.u - behind.u) / (2 * h), (ahead.D - behind.D) / (2 * h)
-    assert torch.allclose(target.u, v + (s - t)[:, None] * du, atol=1e-7)
-    assert torch.allclose(target.D, negdiv + (s - t) * dd, atol=1e-7)
+    assert torch.allclose(pred.u, now.u - (s - t)[:, None] * du, atol=1e-7)
+    assert torch.allclose(pred.D, now.D - (s - t) * dd, atol=1e-7)
+    assert pred.u.requires_grad and pred.D.requires_grad
 
 
 def test_lsd_prediction_is_the_end_point_velocity():
