@@ -13,6 +13,7 @@ import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ class DistillConfig(LoopConfig):
     Phased: for ``warm_steps`` only the velocity part u is trained (the D loss has weight 0), then D joins
     with weight ``d_weight``. A fraction ``diagonal_fraction`` of each batch has s = t (tangent targets from
     the teacher); the rest draws (t, s) over the whole square, so backward jumps are trained too. A share
-    ``coverage_fraction`` of both parts sits off the data path, on the teacher's backward flow of the square
+    ``coverage_fraction`` of both parts sits off the data path, on the teacher's trajectories from the square
     [-coverage_box, coverage_box]^d (:mod:`f2d2mini.coverage`), so that the map's likelihood holds there too.
     The defaults are the Lagrangian and MeanFlow rules' CPU settings; :func:`distill_config` gives each rule's.
     """
@@ -48,10 +49,10 @@ class DistillConfig(LoopConfig):
     grid_fraction: float = 0.0  # share of the off-diagonal pairs drawn from the K-step grids used at evaluation
     grid_steps: tuple[int, ...] = flowmap.EVAL_STEPS  # those K: pairs (k/K, (k +- 1)/K), forward and backward
     adaptive_power: float = 0.0  # p of MeanFlow's adaptive per-point weight 1 / (error + c)^p (0: plain squares)
-    coverage_fraction: float = 0.25  # share of each part of a batch on the teacher's flow of the square (0: none)
+    coverage_fraction: float = 0.25  # share of each part of a batch on the teacher's trajectories (0: none)
     coverage_box: float = 6.0  # half-width B of the square [-B, B]^d covered at t = 1 (saved as model.region)
-    coverage_points: int = 20_000  # trajectories of the teacher's backward flow, drawn once before training
-    coverage_steps: int = 32  # RK4 steps of each trajectory, all states kept
+    coverage_points: int = 10_000  # trajectories of the teacher from the square, solved once before training
+    coverage_steps: int = 32  # stored states per trajectory, at t = 1 - k / steps (a multiple of every grid K)
     net: nets.MLPConfig = field(default_factory=nets.MLPConfig)  # architecture of a fresh 2-D map, used only when
     # the teacher cannot warm-start it (a VelocityMLP teacher gives the map its own architecture and base sigma0)
 
@@ -79,49 +80,81 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
 
     A fraction ``config.diagonal_fraction`` of the batch gets the tangent loss against ``teacher``, the rest the
     off-diagonal ``rule`` at (t, s) over the whole square; the D terms have weight 0 before ``config.warm_steps``.
-    A teacher module is used through a frozen copy on ``config.device``.
+    A share ``config.coverage_fraction`` of each part comes from the teacher's trajectories from the square
+    (:mod:`f2d2mini.coverage`, built at the first step): tangent points there, and the teacher's exact jumps in place
+    of the rule's targets. A teacher module is used through a frozen copy on ``config.device``.
     """
     checks.choice(rule, losses.RULES, "rule")
     checks.choice(config.divergence, ode.DIVERGENCES, "divergence")
     device = resolve_device(config.device)
     if isinstance(teacher, nn.Module):
         teacher = copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
-    rule_loss, n_diag = losses.RULE_LOSSES[rule], round(config.batch_size * config.diagonal_fraction)
-    if not 0 < n_diag < config.batch_size:
-        raise ValueError(f"batch_size {config.batch_size} with diagonal_fraction {config.diagonal_fraction} leaves "
-                         f"{n_diag} tangent and {config.batch_size - n_diag} off-diagonal points; both need >= 1")
-    n_grid = round((config.batch_size - n_diag) * config.grid_fraction)
+    parts = _parts(config)
+    rule_loss = losses.RULE_LOSSES[rule]
     grid_steps = torch.tensor(config.grid_steps, device=device)  # once, not a host-to-device copy per step
-    covered, bank = _coverage_positions(n_diag, config, device), None
+    bank = None
 
     def loss_fn(model, step, gen):
         nonlocal bank
         x0, x1 = draw(gen, step)
-        t, s = _pairs(len(x1), n_diag, n_grid, grid_steps, config.time_power, gen)
+        t, s = _pairs(len(x1), parts.diagonal, parts.grid, grid_steps, config.time_power, gen)
         xt = losses.interpolate(x0, x1, t)
-        if len(covered):
-            if bank is None:  # built at the first step, when the data's shape is known
-                bank = coverage.flow_bank(teacher, config.coverage_box, tuple(x1.shape[1:]), config.coverage_points,
-                                          config.coverage_steps, device)
-            xt[covered] = coverage.draw(bank, t[covered], gen)
+        if bank is None and config.coverage_fraction:  # the data's shape is known now
+            bank = coverage.trajectories(teacher, config.coverage_box, tuple(x1.shape[1:]), config.coverage_points,
+                                         config.coverage_steps, divergence=config.divergence, device=device)
+        if parts.covered_tangent:
+            cover = coverage.tangent_points(bank, parts.covered_tangent, gen)
+            xt[parts.diagonal - parts.covered_tangent:parts.diagonal] = cover.x
+            t[parts.diagonal - parts.covered_tangent:parts.diagonal] = cover.t
         extra = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=div_scale,
                      adaptive_power=config.adaptive_power)
-        target = losses.teacher_targets(teacher, xt[:n_diag], t[:n_diag], config.divergence, config.probes, gen)
-        diag = losses.tangent(model, target, xt[:n_diag], t[:n_diag], **extra)
-        off = rule_loss(model, teacher, xt[n_diag:], t[n_diag:], s[n_diag:], divergence=config.divergence,
+        d, end = parts.diagonal, config.batch_size - parts.covered_jumps
+        target = losses.teacher_targets(teacher, xt[:d], t[:d], config.divergence, config.probes, gen)
+        diag = losses.tangent(model, target, xt[:d], t[:d], **extra)
+        off = rule_loss(model, teacher, xt[d:end], t[d:end], s[d:end], divergence=config.divergence,
                         probes=config.probes, generator=gen, **extra)
+        if parts.covered_jumps:
+            off = _with_teacher_jumps(off, model, bank, parts, grid_steps, gen, extra)
         return losses.LossOutput(diag.loss + off.loss, {**diag.metrics, **off.metrics})
 
     return loss_fn
 
 
-def _coverage_positions(n_diag: int, config: DistillConfig, device) -> torch.Tensor:
-    """The batch positions whose x_t come from the coverage bank: the last ``coverage_fraction`` of the tangent part
-    and of the off-diagonal part (the grid pairs come first in the latter)."""
+class _Parts(NamedTuple):
+    """How a batch divides: ``diagonal`` tangent points (the last ``covered_tangent`` of them from the coverage
+    bank), then the off-diagonal ones (the first ``grid`` on the K-step grids, the last ``covered_jumps`` the
+    teacher's jumps from the bank)."""
+
+    diagonal: int
+    grid: int
+    covered_tangent: int
+    covered_jumps: int
+    off_diagonal: int
+
+
+def _parts(config: DistillConfig) -> _Parts:
+    n_diag = round(config.batch_size * config.diagonal_fraction)
     n_off = config.batch_size - n_diag
-    tangent, off = round(n_diag * config.coverage_fraction), round(n_off * config.coverage_fraction)
-    return torch.cat([torch.arange(n_diag - tangent, n_diag), torch.arange(config.batch_size - off,
-                                                                             config.batch_size)]).to(device)
+    if not 0 < n_diag < config.batch_size:
+        raise ValueError(f"batch_size {config.batch_size} with diagonal_fraction {config.diagonal_fraction} leaves "
+                         f"{n_diag} tangent and {n_off} off-diagonal points; both need >= 1")
+    jumps = round(n_off * config.coverage_fraction)
+    if config.coverage_fraction and (jumps == n_off or any(config.coverage_steps % k for k in config.grid_steps)):
+        raise ValueError(f"coverage_fraction {config.coverage_fraction} must leave off-diagonal points to the rule "
+                         f"(it leaves {n_off - jumps}), and coverage_steps {config.coverage_steps} must be a "
+                         f"multiple of every K in grid_steps {config.grid_steps}")
+    return _Parts(n_diag, round(n_off * config.grid_fraction), round(n_diag * config.coverage_fraction), jumps, n_off)
+
+
+def _with_teacher_jumps(off: losses.LossOutput, model, bank, parts: _Parts, grid_steps, gen,
+                        extra: dict) -> losses.LossOutput:
+    """The off-diagonal loss with the coverage share's jumps regressed onto the teacher's exact ones: the mean over
+    all off-diagonal points of the rule's and the teacher's squared errors."""
+    jump = coverage.jumps(bank, parts.covered_jumps, grid_steps, gen)
+    cover = losses.regress(model(jump.x, jump.t, jump.s), losses.Targets(jump.u, jump.D), extra["d_weight"],
+                           extra["div_scale"], "coverage", extra["adaptive_power"])
+    share = parts.covered_jumps / parts.off_diagonal
+    return losses.LossOutput((1 - share) * off.loss + share * cover.loss, {**off.metrics, **cover.metrics})
 
 
 def _pairs(n: int, n_diag: int, n_grid: int, grid_steps: torch.Tensor, time_power: float, gen) -> times.TimePairs:

@@ -21,8 +21,8 @@ from f2d2mini import base, checks
 from f2d2mini import divergence as div
 
 __all__ = ["TABLEAUS", "ADAPTIVE", "SOLVERS", "DIVERGENCES", "DEFAULT_TOL", "ERROR_NORMS", "MAX_NFE", "SAMPLE_STEPS",
-           "ODESolution", "Likelihood", "NFELimitError", "per_sample_norm", "integrate", "sample", "likelihood",
-           "log_prob"]
+           "ODESolution", "Likelihood", "NFELimitError", "per_sample_norm", "integrate", "coupled", "sample",
+           "likelihood", "log_prob"]
 
 State = tuple[torch.Tensor, ...]
 Rhs = Callable[[float, State], State]
@@ -162,6 +162,21 @@ def sample(velocity, x0: torch.Tensor, steps: int | None = SAMPLE_STEPS, solver:
     return sol.state[0]
 
 
+def coupled(velocity, divergence: str = "exact", eps: torch.Tensor | None = None) -> Rhs:
+    """The right-hand side of the coupled ODE, ``(t, (x, delta)) -> (v(x, t), div v(x, t))``: exact divergence, or
+    Hutchinson's with the fixed probes ``eps`` ``[probes, B, *shape]`` (held along the path)."""
+    checks.choice(divergence, DIVERGENCES, "divergence")
+    if divergence == "hutchinson" and eps is None:
+        raise ValueError("divergence 'hutchinson' needs its probes eps (f2d2mini.divergence.probes)")
+
+    def rhs(t: float, y: State) -> State:
+        tb = torch.full((len(y[0]),), t, dtype=y[0].dtype, device=y[0].device)
+        out = div.exact(velocity, y[0], tb) if divergence == "exact" else div.hutchinson(velocity, y[0], tb, eps=eps)
+        return out.value, out.divergence
+
+    return rhs
+
+
 def likelihood(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | None = None, *,
                divergence: str = "exact", probes: int = 1, noise: str = "rademacher", seed: int | None = 0,
                sigma0: float | None = None, rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL,
@@ -182,18 +197,8 @@ def likelihood(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | N
     """
     sigma0 = base.resolve_sigma0(velocity, sigma0, "velocity")
     checks.batch(x)
-    checks.choice(divergence, DIVERGENCES, "divergence")
-    if divergence == "hutchinson":
-        eps = div.probes(x, probes, noise, base.make_generator(seed, x.device))
-
-    def rhs(t, y):
-        tb = torch.full((len(x),), t, dtype=x.dtype, device=x.device)
-        if divergence == "exact":
-            out = div.exact(velocity, y[0], tb)
-        else:
-            out = div.hutchinson(velocity, y[0], tb, eps=eps)
-        return out.value, out.divergence
-
+    eps = div.probes(x, probes, noise, base.make_generator(seed, x.device)) if divergence == "hutchinson" else None
+    rhs = coupled(velocity, divergence, eps)
     with torch.no_grad():
         delta0 = torch.zeros(len(x), dtype=x.dtype, device=x.device)
         sol = integrate(rhs, (x, delta0), 1.0, 0.0, solver=solver, steps=steps, rtol=rtol, atol=atol,

@@ -13,25 +13,31 @@ from f2d2mini import coverage
 GMM = f2.toy.density("gaussians8")
 
 
-def test_the_bank_is_the_teachers_backward_flow_of_a_uniform_square():
-    bank = coverage.flow_bank(GMM.velocity, 5.0, (2,), points=500, steps=8, seed=0)
-    assert bank.states.shape == (9, 500, 2)
-    start = bank.states[0]
-    assert start.abs().max() <= 5.0 and start.abs().max() > 4.5  # uniform in the square
-    whole = f2.ode.integrate(lambda t, y: (GMM.velocity(y[0], t),), (start,), 1.0, 0.0, solver="rk4", steps=8)
-    torch.testing.assert_close(bank.states[-1], whole.state[0])  # the same 8 RK4 steps, one at a time
+def test_the_bank_holds_the_teachers_coupled_ode_from_a_uniform_square():
+    bank = coverage.trajectories(GMM.velocity, 5.0, (2,), points=300, steps=4, seed=0)
+    assert bank.x.shape == (5, 300, 2) and bank.delta.shape == (5, 300)
+    start = bank.x[0]
+    assert start.abs().max() <= 5.0 and start.abs().max() > 4.5 and (bank.delta[0] == 0).all()  # uniform in the square
+    whole = f2.ode.likelihood(GMM.velocity, start, "rk4", 4 * coverage.SUBSTEPS)  # the same RK4 steps in one go
+    torch.testing.assert_close(bank.x[-1], whole.x0)
+    torch.testing.assert_close(bank.delta[-1], whole.delta)
 
 
-def test_draw_interpolates_between_the_stored_states():
-    states = torch.arange(3 * 2 * 1, dtype=torch.float32).reshape(3, 2, 1)  # 2 steps: t = 1, 0.5, 0
-    bank = coverage.FlowBank(states)
-    gen = torch.Generator().manual_seed(0)
-    t = torch.tensor([1.0, 0.5, 0.0, 0.75, 0.25])
-    x = coverage.draw(bank, t, gen)
-    j = torch.randint(2, (5,), generator=torch.Generator().manual_seed(0))  # the trajectories drawn
-    expected = torch.stack([states[0, j[0]], states[1, j[1]], states[2, j[2]],
-                            (states[0, j[3]] + states[1, j[3]]) / 2, (states[1, j[4]] + states[2, j[4]]) / 2])
-    torch.testing.assert_close(x, expected)
+def test_coverage_jumps_are_the_teachers_exact_jumps(monkeypatch):
+    """u and D of a stored jump equal the exact flow map of the teacher (an RK4 solve of u and D) at (x, t, s);
+    both solves fine enough (RK4, 128 and 64 steps) to agree to 1e-3 on this mixture."""
+    monkeypatch.setattr(coverage, "SUBSTEPS", 16)
+    bank = coverage.trajectories(GMM.velocity, 5.0, (2,), points=200, steps=8, seed=1)
+    jump = coverage.jumps(bank, 64, torch.tensor(f2.flowmap.EVAL_STEPS), torch.Generator().manual_seed(0))
+    steps_on_grid = 1 / (jump.s[:32] - jump.t[:32]).abs()
+    assert set(steps_on_grid.round().tolist()) <= {1.0, 2.0, 4.0, 8.0}  # half are single steps of the K-grids
+    assert (jump.s != jump.t).all()
+    exact = f2.flowmap.ODEFlowMap(GMM.velocity, "rk4", 64)(jump.x, jump.t, jump.s)
+    torch.testing.assert_close(jump.u, exact.u, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(jump.D, exact.D, atol=1e-3, rtol=1e-3)
+    tangent = coverage.tangent_points(bank, 16, torch.Generator().manual_seed(0))
+    k = torch.round((1 - tangent.t) * 8).long()
+    assert torch.equal(tangent.t, tangent.s) and all((bank.x[k[i]] == tangent.x[i]).all(1).any() for i in range(16))
 
 
 def test_a_map_warns_once_outside_its_region_and_names_it():
@@ -59,14 +65,17 @@ def test_a_map_without_coverage_says_so_and_an_exact_map_never_warns():
 
 def test_distillation_covers_a_share_of_each_part_and_saves_the_region(tmp_path):
     config = f2.train.DistillConfig(steps=3, warm_steps=1, batch_size=16, coverage_fraction=0.25,
-                                    coverage_points=64, coverage_steps=4, progress=False,
+                                    coverage_points=64, coverage_steps=8, progress=False,
                                     net=f2.nets.MLPConfig(width=8, depth=1, time_frequencies=2))
-    positions = f2.distillation._coverage_positions(4, config, "cpu")
-    assert positions.tolist() == [3, 13, 14, 15]  # 1 of 4 tangent points, 3 of 12 off-diagonal ones
+    parts = f2.distillation._parts(config)
+    assert (parts.diagonal, parts.covered_tangent, parts.off_diagonal, parts.covered_jumps) == (4, 1, 12, 3)
     model = f2.train.distill(GMM.velocity, GMM, "lsd", config)
     assert model.region == coverage.Region(config.coverage_box)
+    assert {"coverage/u", "coverage/D"} <= set(model.history.metrics)
     f2.save(model, tmp_path / "map.pt")
     assert f2.load(tmp_path / "map.pt").region == model.region
     uncovered = dataclasses.replace(config, coverage_fraction=0.0)
-    assert f2.distillation._coverage_positions(4, uncovered, "cpu").numel() == 0
+    assert f2.distillation._parts(uncovered).covered_jumps == 0
     assert f2.train.distill(GMM.velocity, GMM, "lsd", uncovered).region is None
+    with pytest.raises(ValueError, match="coverage_steps 6 must be a multiple of every K"):
+        f2.distillation._parts(dataclasses.replace(config, coverage_steps=6))
