@@ -20,11 +20,12 @@ def test_config_is_frozen_and_runs_on_cpu():
 
 
 def test_each_rule_has_its_own_cpu_defaults():
-    assert f2.train.distill_config("lsd") == f2.train.DistillConfig()
+    assert f2.train.distill_config("lsd") == dataclasses.replace(f2.train.DistillConfig(), adaptive_power=0.5)
     shortcut = f2.train.distill_config("shortcut", lr=1e-4)
     assert shortcut.steps == f2.distillation.RULE_CHANGES["shortcut"]["steps"] and shortcut.lr == 1e-4
     meanflow = f2.train.distill_config("meanflow")
-    assert meanflow.adaptive_power == 0.0 and meanflow.device == "cpu"
+    assert meanflow.lr == 2e-3 and meanflow.adaptive_power == 0.5 and meanflow.device == "cpu"
+    assert all(f2.train.distill_config(rule).coverage_fraction > 0 for rule in f2.losses.RULES)
     assert set(f2.distillation.RULE_CHANGES) == set(f2.losses.RULES)
     with pytest.raises(ValueError, match="'euler'.*shortcut"):
         f2.train.distill_config("euler")
