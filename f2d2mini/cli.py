@@ -98,11 +98,18 @@ def _bench_parser(b: argparse.ArgumentParser, device: dict) -> None:
     mnist.add_argument("--train-split", choices=("test", "train"), default="test",
                        help="train on 9,000 test images (default) or on the training split from --root")
     mnist.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
+    ood = suites.add_parser("ood", help="a digits map's bits per dim of images that are not digits vs its teacher")
+    ood.add_argument("--map", type=Path, default=checkpoint.flow_map_path("digits", "shortcut"),
+                     help="the flow map (default: %(default)s)")
+    ood.add_argument("--teacher", type=Path, help="its teacher (default: data/checkpoints/teacher_digits.pt)")
+    ood.add_argument("--n", type=int, default=100, help="images of each kind (default: %(default)s)")
+    ood.add_argument("--solver", choices=ode.SOLVERS, default="dopri5", help="the teacher's ODE solver")
+    ood.add_argument("--ode-steps", type=int, help="steps of a fixed-step solver (e.g. rk4 8)")
     gpu = suites.add_parser("gpu", help="one GPU, no network: MNIST bits per dim vs K, CIFAR-10 speed/memory")
     gpu.add_argument("--tiny", action="store_true", help="tiny budgets: checks that everything runs (CPU, < 2 min)")
     for s in (mnist, gpu):
         s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
-    for s in (ode_, f2d2, digits, mnist, gpu):
+    for s in (ode_, f2d2, digits, mnist, gpu, ood):
         s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
         s.add_argument("--device", **device)
 
@@ -158,26 +165,35 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _suite(args, device, json_path) -> dict:
+    """Runs ``f2d2mini bench SUITE``: ``{"tables": {name: Table}, "report": JSON-ready fields}``."""
+    from f2d2mini import bench
+
+    if args.suite in ("ode", "f2d2"):
+        tables = (bench.ode_suite(args.densities, args.checkpoints, args.n, args.n_sweep, args.max_steps, device)
+                  if args.suite == "ode" else
+                  bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device, args.grid_size))
+        return {"tables": tables, "report": {name: table.rows for name, table in tables.items()}}
+    suites = {
+        "digits": lambda: bench.digits_cpu(args.out, args.rule, args.teacher),
+        "mnist": lambda: bench.mnist_cpu(args.out, json_path.with_suffix(".png"), mnist=args.mnist, quick=args.quick,
+                                         train_split=args.train_split, root=args.root, device=args.device),
+        "gpu": lambda: bench.gpu_check(args.mnist, args.tiny, args.device),
+        "ood": lambda: bench.ood_suite(args.map, args.teacher, args.n, device, solver=args.solver,
+                                       steps=args.ode_steps),
+    }
+    return suites[args.suite]()
+
+
 def _cmd_bench(args) -> int:
     from f2d2mini import bench
 
     device = resolve_device(args.device)
     json_path = args.json or RESULTS_DIR / f"{args.suite}.json"
-    if args.suite == "ode":
-        tables = bench.ode_suite(args.densities, args.checkpoints, args.n, args.n_sweep, args.max_steps, device)
-        report = {name: table.rows for name, table in tables.items()}
-    elif args.suite == "f2d2":
-        tables = bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device, args.grid_size)
-        report = {name: table.rows for name, table in tables.items()}
-    else:
-        result = (bench.digits_cpu(args.out, args.rule, args.teacher) if args.suite == "digits"
-                  else bench.mnist_cpu(args.out, json_path.with_suffix(".png"), mnist=args.mnist, quick=args.quick,
-                                       train_split=args.train_split, root=args.root, device=args.device)
-                  if args.suite == "mnist" else bench.gpu_check(args.mnist, args.tiny, args.device))
-        tables, report = result["tables"], result["report"]
-    for table in tables.values():
+    result = _suite(args, device, json_path)
+    for table in result["tables"].values():
         print(f"\n{table}")
-    path = bench.write_report(json_path, device, **report)
+    path = bench.write_report(json_path, device, **result["report"])
     print(f"\nwrote {path}")
     return 0
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from test_cli import run  # the same capture of exit code and output as the 2-D command tests
 
+import f2d2mini
 from f2d2mini.bench import images as bench_images
 from f2d2mini.images import cli as images_cli
 
@@ -37,6 +38,23 @@ def test_digits_round_trip(capsys, tmp_path):
     assert code == 0 and png.stat().st_size > 0 and "2 jumps" in text
     code, text = run(capsys, "images", "bpd", str(teacher), "--device", "cpu")
     assert code == 2 and "holds a UNetVelocity; expected a UNetFlowMap" in text
+    report = tmp_path / "ood.json"
+    code, text = run(capsys, "bench", "ood", "--map", str(fmap), "--teacher", str(teacher), "--n", "2", "--solver",
+                     "euler", "--ode-steps", "2", "--device", "cpu", "--json", str(report))
+    assert code == 0 and "uniform noise" in text and "gap K=8" in text and report.is_file()
+
+
+def test_the_inputs_that_are_not_digits():
+    from f2d2mini.bench import ood
+
+    test = f2d2mini.images.load("digits", split="test")
+    inputs = ood.ood_inputs(test, 5)
+    digits = test.images[:5]
+    assert set(inputs) >= {"uniform noise", "constant grey", "inverted digits"}
+    assert all(x.shape == digits.shape and x.dtype == torch.uint8 for x in inputs.values())
+    assert torch.equal(inputs["inverted digits"].int(), 16 - digits.int())
+    shifted = inputs[f"digits shifted {ood.SHIFT} px"]
+    assert (shifted[..., :ood.SHIFT] == 0).all() and torch.equal(shifted[..., ood.SHIFT:], digits[..., :-ood.SHIFT])
 
 
 def test_bad_inputs_exit_2(capsys, tmp_path):
