@@ -105,11 +105,16 @@ def _bench_parser(b: argparse.ArgumentParser, device: dict) -> None:
     ood.add_argument("--n", type=int, default=100, help="images of each kind (default: %(default)s)")
     ood.add_argument("--solver", choices=ode.SOLVERS, default="dopri5", help="the teacher's ODE solver")
     ood.add_argument("--ode-steps", type=int, help="steps of a fixed-step solver (e.g. rk4 8)")
+    seeds = suites.add_parser("seeds", help="one rule's defaults trained under several seeds: divergence, spread")
+    seeds.add_argument("--rule", choices=losses.RULES, default="meanflow")
+    seeds.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    seeds.add_argument("--densities", nargs="+", choices=toy.NAMES, default=["checkerboard"])
+    seeds.add_argument("--checkpoints", type=Path, default=checkpoint.DEFAULT_DIR, help="folder with the teachers")
     gpu = suites.add_parser("gpu", help="one GPU, no network: MNIST bits per dim vs K, CIFAR-10 speed/memory")
     gpu.add_argument("--tiny", action="store_true", help="tiny budgets: checks that everything runs (CPU, < 2 min)")
     for s in (mnist, gpu):
         s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
-    for s in (ode_, f2d2, digits, mnist, gpu, ood):
+    for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds):
         s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
         s.add_argument("--device", **device)
 
@@ -179,6 +184,7 @@ def _suite(args, device, json_path) -> dict:
         "mnist": lambda: bench.mnist_cpu(args.out, json_path.with_suffix(".png"), mnist=args.mnist, quick=args.quick,
                                          train_split=args.train_split, root=args.root, device=args.device),
         "gpu": lambda: bench.gpu_check(args.mnist, args.tiny, args.device),
+        "seeds": lambda: bench.seeds_suite(args.rule, args.densities, args.seeds, args.checkpoints, device),
         "ood": lambda: bench.ood_suite(args.map, args.teacher, args.n, device, solver=args.solver,
                                        steps=args.ode_steps),
     }

@@ -5,17 +5,20 @@ the scripts only call these; the tables they print are :class:`Table` s, the JSO
     flowmaps   "f2d2": flow maps at K = 1, 2, 4, 8 vs the exact density and the teacher; speed; samples; guidance
     images     "digits" (CPU) and "gpu" (MNIST bits per dim vs K, the CIFAR-10 recipe's speed and memory)
     mnist      "mnist": real MNIST on the CPU, the teacher's dopri5 bits per dim against K jumps
+    seeds      "seeds": one rule's defaults trained under several seeds (no divergence, the spread of the errors)
     ood        "ood": a digits map's bits per dim of images that are not digits, against its teacher
     tables     plain-text / markdown tables, JSON reports, the median wall-clock of a call
 """
 
-from f2d2mini.bench import flowmaps, images, mnist, ood, solvers, tables
+from f2d2mini.bench import flowmaps, images, mnist, ood, seeds, solvers, tables
 from f2d2mini.bench.flowmaps import f2d2_suite
 from f2d2mini.bench.images import digits_cpu, gpu_check
 from f2d2mini.bench.mnist import mnist_cpu
 from f2d2mini.bench.ood import ood_suite
+from f2d2mini.bench.seeds import seeds_suite
 from f2d2mini.bench.solvers import HELDOUT_SEED, heldout, ode_suite
 from f2d2mini.bench.tables import Table, median_seconds, write_report
 
-__all__ = ["flowmaps", "images", "mnist", "ood", "solvers", "tables", "f2d2_suite", "digits_cpu", "gpu_check",
-           "mnist_cpu", "ood_suite", "ode_suite", "heldout", "HELDOUT_SEED", "Table", "median_seconds", "write_report"]
+__all__ = ["flowmaps", "images", "mnist", "ood", "seeds", "solvers", "tables", "f2d2_suite", "digits_cpu",
+           "gpu_check", "mnist_cpu", "ood_suite", "seeds_suite", "ode_suite", "heldout", "HELDOUT_SEED", "Table",
+           "median_seconds", "write_report"]
