@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+from tqdm.auto import tqdm
 
 from f2d2mini import base, checkpoint, ode, times
 from f2d2mini import divergence as div
@@ -78,16 +79,18 @@ class CoverageBatch(NamedTuple):
 
 
 def trajectories(teacher, half_width: float, shape: tuple[int, ...], points: int, steps: int, *,
-                 divergence: str = "exact", device: torch.device | str = "cpu", seed: int = 0) -> TrajectoryBank:
+                 divergence: str = "exact", device: torch.device | str = "cpu", seed: int = 0,
+                 progress: bool = False) -> TrajectoryBank:
     """Carries ``points`` uniform points of [-half_width, half_width]^shape from t = 1 to t = 0 along the teacher's
-    coupled ODE (RK4, :data:`SUBSTEPS` steps per stored interval), keeping the states at tau_k = 1 - k / steps."""
+    coupled ODE (RK4, :data:`SUBSTEPS` steps per stored interval), keeping the states at tau_k = 1 - k / steps
+    (``progress``: a bar over the stored steps; the image banks take minutes on a CPU)."""
     gen = base.make_generator(seed, device)
     x = (2 * torch.rand((points, *shape), generator=gen, device=device) - 1) * half_width
     eps = div.probes(x, 1, generator=gen) if divergence == "hutchinson" else None
     rhs, delta = ode.coupled(teacher, divergence, eps), torch.zeros(points, device=device)
     xs, deltas, h = [x], [delta], 1.0 / steps
     with torch.no_grad():
-        for k in range(steps):
+        for k in tqdm(range(steps), desc="coverage: the teacher's trajectories", disable=not progress):
             x, delta = ode.integrate(rhs, (x, delta), 1 - k * h, 1 - (k + 1) * h, solver="rk4", steps=SUBSTEPS).state
             xs.append(x)
             deltas.append(delta)

@@ -106,7 +106,8 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
         xt = losses.interpolate(x0, x1, t)
         if bank is None and config.coverage_fraction:  # the data's shape is known now
             bank = coverage.trajectories(teacher, config.coverage_box, tuple(x1.shape[1:]), config.coverage_points,
-                                         config.coverage_steps, divergence=config.divergence, device=device)
+                                         config.coverage_steps, divergence=config.divergence, device=device,
+                                         progress=config.progress)
         if parts.covered_tangent:
             cover = coverage.tangent_points(bank, parts.covered_tangent, gen)
             xt[parts.diagonal - parts.covered_tangent:parts.diagonal] = cover.x
