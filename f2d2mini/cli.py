@@ -99,8 +99,8 @@ def _bench_parser(b: argparse.ArgumentParser, device: dict) -> None:
                        help="train on 9,000 test images (default) or on the training split from --root")
     mnist.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
     ood = suites.add_parser("ood", help="a digits map's bits per dim of images that are not digits vs its teacher")
-    ood.add_argument("--map", type=Path, default=checkpoint.flow_map_path("digits", "shortcut"),
-                     help="the flow map (default: %(default)s)")
+    ood.add_argument("--maps", nargs="+", type=Path, default=[checkpoint.flow_map_path("digits", "shortcut")],
+                     help="flow maps of one teacher (default: %(default)s)")
     ood.add_argument("--teacher", type=Path, help="its teacher (default: data/checkpoints/teacher_digits.pt)")
     ood.add_argument("--n", type=int, default=100, help="images of each kind (default: %(default)s)")
     ood.add_argument("--solver", choices=ode.SOLVERS, default="dopri5", help="the teacher's ODE solver")
@@ -185,7 +185,7 @@ def _suite(args, device, json_path) -> dict:
                                          train_split=args.train_split, root=args.root, device=args.device),
         "gpu": lambda: bench.gpu_check(args.mnist, args.tiny, args.device),
         "seeds": lambda: bench.seeds_suite(args.rule, args.densities, args.seeds, args.checkpoints, device),
-        "ood": lambda: bench.ood_suite(args.map, args.teacher, args.n, device, solver=args.solver,
+        "ood": lambda: bench.ood_suite(args.maps, args.teacher, args.n, device, solver=args.solver,
                                        steps=args.ode_steps),
     }
     return suites[args.suite]()

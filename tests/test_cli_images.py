@@ -39,7 +39,7 @@ def test_digits_round_trip(capsys, tmp_path):
     code, text = run(capsys, "images", "bpd", str(teacher), "--device", "cpu")
     assert code == 2 and "holds a UNetVelocity; expected a UNetFlowMap" in text
     report = tmp_path / "ood.json"
-    code, text = run(capsys, "bench", "ood", "--map", str(fmap), "--teacher", str(teacher), "--n", "2", "--solver",
+    code, text = run(capsys, "bench", "ood", "--maps", str(fmap), "--teacher", str(teacher), "--n", "2", "--solver",
                      "euler", "--ode-steps", "2", "--device", "cpu", "--json", str(report))
     assert code == 0 and "uniform noise" in text and "gap K=8" in text and report.is_file()
 

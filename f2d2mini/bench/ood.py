@@ -9,6 +9,8 @@ is the remedy this suite measures.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from f2d2mini import checkpoint, flowmap
@@ -38,31 +40,34 @@ def ood_inputs(test: data.Images, n: int, seed: int = 0) -> dict[str, torch.Tens
     }
 
 
-def ood_rows(teacher, model, inputs: dict[str, torch.Tensor], levels: int, ks=flowmap.EVAL_STEPS,
+def ood_rows(teacher, maps: dict, inputs: dict[str, torch.Tensor], levels: int, ks=flowmap.EVAL_STEPS,
              **reference) -> list[dict]:
-    """Per kind of input: the teacher's ODE bits per dim (``reference``: options of
-    :func:`f2d2mini.images.likelihood.ode_bpd`, :data:`REFERENCE` by default) and the map's gap at each K (map minus
-    teacher, mean over the images; negative: the map calls the images likelier than its teacher does)."""
+    """Per kind of input and flow map (``maps``: name -> map of the same teacher): the teacher's ODE bits per dim
+    (``reference``: options of :func:`f2d2mini.images.likelihood.ode_bpd` over :data:`REFERENCE`), solved once per
+    kind, and the map's gap at each K (map minus teacher, mean over the images; negative: the map calls the images
+    likelier than its teacher does)."""
     reference = {**REFERENCE, **reference}
     rows = []
-    for name, images in inputs.items():
+    for kind, images in inputs.items():
         ref = likelihood.ode_bpd(teacher, images, levels=levels, **reference).per_image
-        row = {"input": name, "teacher bpd": ref.mean().item()}
-        for k in ks:
-            row[f"gap K={k}"] = (likelihood.bpd(model, images, k, levels=levels).per_image - ref).mean().item()
-        rows.append(row)
+        for name, model in maps.items():
+            row = {"input": kind, "map": name, "teacher bpd": ref.mean().item()}
+            for k in ks:
+                row[f"gap K={k}"] = (likelihood.bpd(model, images, k, levels=levels).per_image - ref).mean().item()
+            rows.append(row)
     return rows
 
 
-def ood_suite(map_path, teacher_path=None, n: int = 100, device: torch.device | str = "cpu", **reference) -> dict:
-    """The table for a saved digits map and its teacher on ``n`` images of each kind (``reference``: as in
-    :func:`ood_rows`)."""
-    model = checkpoint.load(map_path, device)
-    teacher = checkpoint.load(teacher_path or checkpoint.teacher_path(model.metadata.get("dataset", "digits")), device)
+def ood_suite(map_paths, teacher_path=None, n: int = 100, device: torch.device | str = "cpu", **reference) -> dict:
+    """The table for saved digits maps (of one teacher) on ``n`` images of each kind (``reference``: as in
+    :func:`ood_rows`); each map is named by its file name."""
+    maps = {Path(path).stem: checkpoint.load(path, device) for path in map_paths}
+    first = next(iter(maps.values()))
+    teacher = checkpoint.load(teacher_path or checkpoint.teacher_path(first.metadata.get("dataset", "digits")), device)
     test = data.load("digits", split="test")
-    rows = ood_rows(teacher, model, ood_inputs(test, n), test.levels, **reference)
+    rows = ood_rows(teacher, maps, ood_inputs(test, n), test.levels, **reference)
     solver = {**REFERENCE, **reference}["solver"]
-    title = f"{map_path}: bits per dim of {n} images of each kind (teacher: {solver}, exact divergence)"
+    title = f"bits per dim of {n} images of each kind (teacher: {solver}, exact divergence)"
     formats = {c: "+.3f" for c in rows[0] if c.startswith("gap")} | {"teacher bpd": ".3f"}
-    report = {"rows": rows, "map": str(map_path), "n": n}
+    report = {"rows": rows, "maps": [str(path) for path in map_paths], "n": n}
     return {"tables": {"ood": Table(rows, formats, title=title)}, "report": report}
