@@ -69,5 +69,5 @@ def ood_suite(map_paths, teacher_path=None, n: int = 100, device: torch.device |
     solver = {**REFERENCE, **reference}["solver"]
     title = f"bits per dim of {n} images of each kind (teacher: {solver}, exact divergence)"
     formats = {c: "+.3f" for c in rows[0] if c.startswith("gap")} | {"teacher bpd": ".3f"}
-    report = {"rows": rows, "maps": [str(path) for path in map_paths], "n": n}
+    report = {"rows": rows, "maps": {Path(path).stem: str(path) for path in map_paths}, "n": n}
     return {"tables": {"ood": Table(rows, formats, title=title)}, "report": report}
