@@ -14,7 +14,7 @@ import torch
 from f2d2mini import checks
 from f2d2mini.base import make_generator
 
-__all__ = ["Density", "GaussianMixture", "Checkerboard", "Rings", "density", "NAMES"]
+__all__ = ["Density", "GaussianMixture", "Checkerboard", "Rings", "density", "thin_mixture", "NAMES"]
 
 CHECKERBOARD_HALF_WIDTH = 4.0  # support inside [-4, 4]^2
 CHECKERBOARD_CELL = 2.0  # 4 x 4 cells of side 2, 8 of them filled
@@ -231,6 +231,15 @@ def _gaussians8() -> GaussianMixture:
     means = GAUSSIANS8_RADIUS * torch.stack([angles.cos(), angles.sin()], 1)
     covs = GAUSSIANS8_STD**2 * torch.eye(2, dtype=torch.float64).expand(8, 2, 2)
     return GaussianMixture(means, covs, torch.ones(8), name="gaussians8")
+
+
+def thin_mixture() -> GaussianMixture:
+    """Four thin, tilted components: a few points' ODE paths bend much more than the rest, a hard case for an
+    adaptive solver's error control (tests and ``benchmarks/error_norm.py``). Not one of :data:`NAMES`."""
+    return GaussianMixture(
+        [[0.0, 0.0], [2.5, 1.0], [-2.0, 2.0], [0.5, -2.5]],
+        [[[0.01, 0.0], [0.0, 0.5]], [[0.3, 0.25], [0.25, 0.3]], [[0.02, 0.0], [0.0, 0.02]], [[1.0, 0.0], [0.0, 0.005]]],
+        [1, 1, 1, 1], name="thin")
 
 
 _REGISTRY = {

@@ -43,10 +43,7 @@ def test_gmm_velocity_gives_exact_log_density_with_dopri5():
     assert res.nfe > 20
 
 
-THIN = f2.toy.GaussianMixture(  # thin, tilted components: a few points' paths bend much more than the rest
-    [[0.0, 0.0], [2.5, 1.0], [-2.0, 2.0], [0.5, -2.5]],
-    [[[0.01, 0.0], [0.0, 0.5]], [[0.3, 0.25], [0.25, 0.3]], [[0.02, 0.0], [0.0, 0.02]], [[1.0, 0.0], [0.0, 0.005]]],
-    [1, 1, 1, 1], name="thin")
+THIN = f2.toy.thin_mixture()  # thin, tilted components: a few points' paths bend much more than the rest
 
 
 def test_the_adaptive_reference_is_right_per_point():
