@@ -36,10 +36,10 @@ class DistillConfig(LoopConfig):
     The defaults are the Lagrangian and MeanFlow rules' CPU settings; :func:`distill_config` gives each rule's.
     """
 
-    steps: int = 4500  # 3-5 minutes on 2 CPU cores for the Lagrangian and MeanFlow rules
+    steps: int = 9000  # about 4 minutes on 2 CPU cores for the Lagrangian and MeanFlow rules (bench seeds)
     batch_size: int = 512
     lr: float = 1e-3
-    warm_steps: int = 1000  # phase 1: velocity part only
+    warm_steps: int = 2000  # phase 1: velocity part only
     diagonal_fraction: float = 0.25  # share of each batch on the diagonal s = t
     d_weight: float = 0.5  # weight of the D loss in phase 2
     div_scale: float = 2.0  # R: the map's scalar head regresses D / R (saved in the map's config)
@@ -65,7 +65,7 @@ RULE_CHANGES = {
     # with the adaptive weight its K = 4 error on the checkerboard is 0.10 nats (0.26 with the MeanFlow paper's
     # stop-gradient target at lr 1e-3); measurements in chapter 4 and the closing note of issue 14.
     "meanflow": {"lr": 2e-3, "adaptive_power": 0.5},
-    # No JVP: a step costs about half of a Lagrangian one, so twice the steps fit the same 5 minutes. Times favour
+    # No JVP, but its targets are its own half jumps: 10,000 steps (about 5 minutes on 2 cores). Times favour
     # the data end, where the likelihood error sits; half the pairs are steps of the evaluation grids; the adaptive
     # weight keeps rare huge errors near cell edges from dominating (measurements: benchmarks/results/f2d2.txt).
     # The other rules lost sample quality (lsd) or diverged (meanflow) with these; Shortcut diverged at lr 2e-3.

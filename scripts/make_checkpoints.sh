@@ -7,14 +7,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 for density in checkerboard gaussians8; do
   f2d2mini teacher --density "$density" --device cpu --seed 0
 done
-# F2D2 flow maps distilled from those teachers with each rule: the rule's defaults (train.distill_config(rule),
-# coverage of [-6, 6]^2 included) with twice its steps and warm-up steps, about 10 minutes each on 2 cores. The
-# 5-minute defaults are what a reader runs; the shipped maps take the longer recipe so that covering the square
-# costs no accuracy on the data (see data/checkpoints/README.md and benchmarks/results/f2d2.txt).
+# F2D2 flow maps distilled from those teachers with each rule's defaults (train.distill_config(rule), coverage of
+# [-6, 6]^2 included), about 4 minutes each on 2 cores; the Shortcut maps with twice their default steps (about 10
+# minutes), so that covering the square costs them no accuracy on the data (benchmarks/results/f2d2.txt).
 for density in checkerboard gaussians8; do
   f2d2mini distill --density "$density" --rule shortcut --steps 20000 --warm-steps 4000 --device cpu --seed 0
-  f2d2mini distill --density "$density" --rule lsd --steps 9000 --warm-steps 2000 --device cpu --seed 0
-  f2d2mini distill --density "$density" --rule meanflow --steps 9000 --warm-steps 2000 --device cpu --seed 0
+  f2d2mini distill --density "$density" --rule lsd --device cpu --seed 0
+  f2d2mini distill --density "$density" --rule meanflow --device cpu --seed 0
 done
 # U-Net teacher and Shortcut flow map on scikit-learn's 8x8 digits (recipes in f2d2mini.images): about 3 and 8 minutes
 # (the map's coverage bank of 2,000 teacher trajectories takes about half of its time).
