@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_pages import CHROMIUM_ARGS, VIEWPORT, find_chromium  # noqa: E402
+from check_pages import CHROMIUM_ARGS, VIEWPORT, find_chromium, offline_route  # noqa: E402
 
 SERVER_TIMEOUT_S = 60
 RUN_TIMEOUT_S = 300  # all cells of a fast-mode chapter take 10-40 s
@@ -149,13 +149,7 @@ def change_player(page) -> str:
 def check_chapter(browser, port: int, chapter: str) -> list[str]:
     outside: list[str] = []
     local = (f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", "data:", "blob:", "about:")
-
-    def route(r):
-        if r.request.url.startswith(local):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
+    route = offline_route(local, outside)
 
     context = browser.new_context(viewport=VIEWPORT)
     try:

@@ -121,18 +121,24 @@ _MARK_CONTROL_JS = r"""(index) => {
 }"""
 
 
-def check_in_browser(page_obj, page: Path, screenshot: Path | None = None) -> tuple[list[str], dict]:
-    """Opens ``page`` offline in the Playwright ``page_obj``; returns (problems, counts)."""
-    outside, console_errors = [], []
+def offline_route(local: tuple[str, ...], outside: list[str]):
+    """A Playwright route handler: requests to ``local`` URL prefixes go through, every other one is aborted and
+    recorded in ``outside``."""
 
     def route(r):
-        if r.request.url.startswith(LOCAL_SCHEMES):
+        if r.request.url.startswith(local):
             r.continue_()
         else:
             outside.append(r.request.url)
             r.abort()
 
-    page_obj.route("**/*", route)
+    return route
+
+
+def check_in_browser(page_obj, page: Path, screenshot: Path | None = None) -> tuple[list[str], dict]:
+    """Opens ``page`` offline in the Playwright ``page_obj``; returns (problems, counts)."""
+    outside, console_errors = [], []
+    page_obj.route("**/*", offline_route(LOCAL_SCHEMES, outside))
     page_obj.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page_obj.on("pageerror", lambda e: console_errors.append(str(e)))
     page_obj.goto(page.resolve().as_uri(), wait_until="load", timeout=LOAD_TIMEOUT_MS)
