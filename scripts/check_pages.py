@@ -98,7 +98,7 @@ _INSPECT_JS = r"""() => {
     untypeset: untypeset.map(m => m.textContent.slice(0, 60)),
     rawTex: (prose.match(/\\\(|\\\[|\$\$/g) || []).length,
     errors: document.querySelectorAll("mjx-merror").length,
-    rawTables: (prose.match(/\|\s*:?-{3,}:?\s*\|/g) || []).length,
+    rawTables: (prose.match(/\|\s*:?(-{3,}|[\u2013\u2014]+):?\s*\|/g) || []).length,  // smartquotes: --- to an em dash
     tables: document.querySelectorAll("main table").length,
     ranges: document.querySelectorAll("input[type=range]").length,
   };

@@ -93,3 +93,8 @@ def test_browser_finds_dead_sliders_raw_tex_tables_and_outside_requests(browser,
     assert counts["sliders"] == 1 and counts["working"] == 0
     for expected in ("slider 1 is dead", "raw LaTeX", "markdown table", "leave the machine"):
         assert expected in text, (expected, text)
+
+
+def test_browser_finds_a_table_whose_dashes_became_em_dashes(browser, tmp_path):
+    problems, _ = _in_browser(browser, _page(tmp_path, "<p>| map | mean |error| |<br>|\u2014|\u2014|</p>"))
+    assert "markdown table" in "; ".join(problems)

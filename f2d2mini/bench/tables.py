@@ -63,9 +63,12 @@ class Table:
         return "\n".join(([self.title] if self.title else []) + lines)
 
     def markdown(self) -> str:
-        """A GitHub/MyST pipe table."""
-        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
-        lines += ["| " + " | ".join(row) + " |" for row in self._cells()]
+        """A GitHub/MyST pipe table (a ``|`` inside a name or value is escaped, so it cannot split a cell)."""
+        def line(cells):
+            return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+        lines = [line(self.columns), "|" + "---|" * len(self.columns)]
+        lines += [line(row) for row in self._cells()]
         return "\n".join(([f"**{self.title}**", ""] if self.title else []) + lines)
 
     __str__ = __repr__ = text
