@@ -15,7 +15,7 @@ for density in checkerboard gaussians8; do
   f2d2mini distill --density "$density" --rule lsd --device cpu --seed 0
   f2d2mini distill --density "$density" --rule meanflow --device cpu --seed 0
 done
-# U-Net teacher and Shortcut flow map on scikit-learn's 8x8 digits (recipes in f2d2mini.images): about 3 and 8 minutes
+# U-Net teacher and Shortcut flow map on scikit-learn's 8x8 digits (recipes in f2d2mini.images): about 3 and 12 minutes
 # (the map's coverage bank of 2,000 teacher trajectories takes about half of its time).
 f2d2mini images teacher --data digits --device cpu --seed 0
 f2d2mini images distill --data digits --device cpu --seed 0
