@@ -3,7 +3,7 @@
 import dataclasses
 
 import f2d2mini as f2
-from f2d2mini.bench import seeds
+from f2d2mini.bench import flowmaps, seeds
 
 DEFAULTS = f2.train.distill_config
 
@@ -24,7 +24,7 @@ def test_one_row_per_seed_and_a_diverged_run_is_named(monkeypatch):
 
     monkeypatch.setattr(f2.train, "distill", distill)
     monkeypatch.setattr(seeds, "N_POINTS", 200)
-    monkeypatch.setattr(seeds, "N_SAMPLES", 400)
+    monkeypatch.setattr(flowmaps, "N_SAMPLES", 400)  # the sample reference
     result = seeds.seeds_suite("meanflow", ("gaussians8",), (0, 1))
     rows = result["report"]["rows"]
     assert [row["seed"] for row in rows] == [0, 1]

@@ -18,8 +18,9 @@ from f2d2mini import base, checkpoint, flowmap, guidance, metrics, ode, toy
 from f2d2mini.bench.solvers import HELDOUT_SEED, heldout, load_saved, reference
 from f2d2mini.bench.tables import Table, median_seconds
 
-__all__ = ["LikelihoodRow", "likelihood_row", "GridRow", "Grid", "grid_reference", "grid_rows", "f2d2_suite",
-           "GUIDANCE_LRS", "N_SAMPLES", "SAMPLE_STEPS", "GRID_LIMIT", "GRID_SIZE", "GRID_REFERENCE", "GRID_CHUNK"]
+__all__ = ["LikelihoodRow", "likelihood_row", "GridRow", "Grid", "grid_reference", "grid_rows", "SampleReference",
+           "sample_reference", "f2d2_suite", "GUIDANCE_LRS", "N_SAMPLES", "SAMPLE_STEPS", "GRID_LIMIT", "GRID_SIZE",
+           "GRID_REFERENCE", "GRID_CHUNK"]
 
 GUIDANCE_LRS = (0.0, 0.05, 0.1, 0.2)  # self-guidance step sizes compared
 N_SAMPLES = 4000  # samples per sample-quality measurement
@@ -106,6 +107,22 @@ def grid_rows(model, rule: str, density: toy.Density, grid: Grid) -> list[GridRo
     return rows
 
 
+class SampleReference(NamedTuple):
+    """Fresh ``data`` and the ``noise`` every sampler starts from (:data:`N_SAMPLES` each, held-out seeds), and the
+    sliced W2 of the teacher's samples from that noise to the data (``swd_teacher``)."""
+
+    data: torch.Tensor
+    noise: torch.Tensor
+    swd_teacher: float
+
+
+def sample_reference(teacher, density: toy.Density, device: torch.device | str = "cpu") -> SampleReference:
+    """What a sample-quality row is measured against (the teacher samples with :func:`f2d2mini.ode.sample`)."""
+    data = density.sample(N_SAMPLES, seed=HELDOUT_DATA_SEED).to(device)
+    noise = base.sample(N_SAMPLES, (density.dim,), seed=HELDOUT_NOISE_SEED, device=device)
+    return SampleReference(data, noise, metrics.sliced_wasserstein(ode.sample(teacher, noise), data))
+
+
 def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard", "gaussians8"),
                checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
                device: torch.device | str = "cpu", grid_size: int = GRID_SIZE) -> dict[str, Table]:
@@ -120,9 +137,7 @@ def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard",
         exact = density.log_prob(x)
         tables["likelihood"] += _teacher_rows(teacher, density, x, exact, ref.log_prob)
         grid = grid_reference(teacher, density, device, grid_size)
-        data = density.sample(N_SAMPLES, seed=HELDOUT_DATA_SEED).to(device)
-        noise = base.sample(N_SAMPLES, (density.dim,), seed=HELDOUT_NOISE_SEED, device=device)
-        swd_teacher = metrics.sliced_wasserstein(ode.sample(teacher, noise), data)
+        data, noise, swd_teacher = sample_reference(teacher, density, device)
         for rule in rules:
             model = load_saved(checkpoint.flow_map_path(name, rule, checkpoints),
                                f"f2d2mini distill --density {name} --rule {rule}", device)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from f2d2mini import base, checkpoint, flowmap, metrics, ode, toy, train
-from f2d2mini.bench.flowmaps import HELDOUT_DATA_SEED, HELDOUT_NOISE_SEED, N_SAMPLES
+from f2d2mini import checkpoint, flowmap, metrics, ode, toy, train
+from f2d2mini.bench.flowmaps import sample_reference
 from f2d2mini.bench.solvers import heldout, load_saved
 from f2d2mini.bench.tables import Table
 
@@ -49,9 +49,7 @@ def seeds_suite(rule: str = "meanflow", densities=("checkerboard",), seeds=(0, 1
         teacher = load_saved(checkpoint.teacher_path(name, checkpoints), f"f2d2mini teacher --density {name}", device)
         x = heldout(density, N_POINTS, device)
         ref = ode.log_prob(teacher, x, "dopri5")  # per-point error control
-        data = density.sample(N_SAMPLES, seed=HELDOUT_DATA_SEED).to(device)
-        noise = base.sample(N_SAMPLES, (density.dim,), seed=HELDOUT_NOISE_SEED, device=device)
-        swd_teacher = metrics.sliced_wasserstein(ode.sample(teacher, noise), data)
+        data, noise, swd_teacher = sample_reference(teacher, density, device)
         rows += [seed_row(teacher, density, rule, seed, x, ref, noise, data, swd_teacher) for seed in seeds]
     formats = {c: ".3f" for c in rows[0] if c.startswith(("mae", "swd"))} | {"seconds": ".0f"}
     title = f"{rule} with its defaults (f2d2mini.train.distill_config), one run per seed"
