@@ -9,6 +9,11 @@ registers its ``History`` with :func:`register_attribute`, so a loaded model car
 
 Commands write checkpoints under :data:`DEFAULT_DIR` with the names of :func:`teacher_path` and
 :func:`flow_map_path`.
+
+Every way a file can fail to load is one :class:`CheckpointError` line that names the file: truncated or
+garbage bytes, a pickle that would import code (refused by the safe unpickler before anything runs; torch's advice
+to turn safe loading off is never repeated), another format version (named, with the one this package reads), an
+unknown model, or weights that do not fit the saved config.
 """
 
 from __future__ import annotations
@@ -16,17 +21,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tempfile
 import typing
+import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "save", "load", "atomic_save", "register", "register_attribute", "FORMAT",
-           "DEFAULT_DIR", "teacher_path", "flow_map_path"]
+__all__ = ["CheckpointError", "save", "load", "read", "atomic_save", "register", "register_attribute", "FORMAT",
+           "FORMAT_NAME", "DEFAULT_DIR", "teacher_path", "flow_map_path"]
 
-FORMAT = "f2d2mini-checkpoint/1"
+FORMAT_NAME = "f2d2mini-checkpoint"  # the format tag is FORMAT_NAME/version
+FORMAT = f"{FORMAT_NAME}/1"  # the one version this package writes and reads (there has been no other)
 CHECKPOINT_MODE = 0o644  # mkstemp creates 0600 files; checkpoints are meant to be shared
 DEFAULT_DIR = Path("data") / "checkpoints"  # where commands write and look, relative to the working directory
 _CLASSES: dict[str, type[nn.Module]] = {}  # the model classes a checkpoint may name
@@ -112,26 +120,68 @@ def atomic_save(payload: dict, path: str | os.PathLike) -> Path:
     return path
 
 
+def _reason(err: BaseException) -> str:
+    """One short line for why torch could not read a file, without torch's advice to load it unsafely."""
+    text = str(err)
+    code = re.search(r"GLOBAL ([\w.]+)", text)
+    if code:
+        return (f"it would import {code.group(1)}, code that safe loading refuses to run (a checkpoint holds only "
+                f"tensors and plain data)")
+    if "weights_only" in text:
+        return "its pickled data is damaged or holds objects other than tensors and plain data"
+    first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else ""
+    return f"{type(err).__name__}{': ' + first if first else ''}"
+
+
+def read(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The payload of the torch file at ``path``, read with ``torch.load(weights_only=True)``: tensors and plain
+    data only, never code.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        CheckpointError: one line naming the file when it is not a torch zip archive or cannot be read safely.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from err
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; never hand a bare pickle to an unpickler
+        raise CheckpointError(f"{path} is not a readable checkpoint: not a torch zip archive (truncated, "
+                              f"corrupted, or another kind of file)")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, KeyError or UnpicklingError for damaged files
+        raise CheckpointError(f"{path} is not a readable checkpoint: {_reason(err)}") from None
+
+
+def _check_format(payload, path: Path) -> None:
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if isinstance(found, str) and found.startswith(f"{FORMAT_NAME}/") and found != FORMAT:
+        raise CheckpointError(f"{path} is an f2d2mini checkpoint of format version {found.split('/', 1)[1]!r} "
+                              f"({found}); this f2d2mini reads version {FORMAT.split('/', 1)[1]} ({FORMAT}) only: "
+                              f"load it with the f2d2mini that wrote it and save it again, or retrain")
+    if found != FORMAT:
+        found = found if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path} is not an f2d2mini checkpoint: expected format {FORMAT!r}, found {found!r}")
+
+
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuilds the model saved at ``path`` in eval mode, with its metadata as ``model.metadata`` and the
     registered attributes (``model.history``) as they were when it was saved.
 
     Raises:
         FileNotFoundError: nothing at ``path``.
-        CheckpointError: the file is truncated, corrupted, not an f2d2mini checkpoint, or names an unknown model.
+        CheckpointError: one line naming the file: truncated, corrupted, a pickle of code, another format version
+            (both versions named), not an f2d2mini checkpoint, an unknown model, or weights that do not fit.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises RuntimeError, EOFError or UnpicklingError depending on the damage
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupted?): {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path} is not an f2d2mini checkpoint: expected format {FORMAT!r}, found {found!r}")
+    payload = read(path, device)
+    _check_format(payload, path)
     name = payload.get("model")
-    if name not in _CLASSES:
+    if not isinstance(name, str) or name not in _CLASSES:
         raise CheckpointError(f"{path} holds unknown model {name!r}; known models: {', '.join(_CLASSES)}")
     cls = _CLASSES[name]
     config_cls = typing.get_type_hints(cls.__init__)["config"]
@@ -142,6 +192,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Modu
         for attr, attr_cls in _ATTRIBUTES.items():
             if attr in model.metadata:
                 setattr(model, attr, attr_cls(**model.metadata.pop(attr)))
-    except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: the weights do not match the saved {name} config: {err}") from err
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:  # JSONDecodeError is a ValueError
+        reason = " ".join(str(err).split())  # torch's load_state_dict message spans lines
+        raise CheckpointError(f"{path}: the weights do not match the saved {name} config: {reason}") from None
     return model.to(device).eval()
