@@ -8,9 +8,11 @@ import torch
 
 from f2d2mini import checks
 
-__all__ = ["log_prob", "make_generator", "sample", "sigma0_of", "resolve_sigma0", "same_sigma0", "SIGMA0"]
+__all__ = ["log_prob", "make_generator", "sample", "sigma0_of", "resolve_sigma0", "same_sigma0", "SIGMA0",
+           "SEED_RANGE"]
 
 SIGMA0 = 1.0  # the convention for a velocity that declares no base (a plain function v(x, t))
+SEED_RANGE = (-(2**63), 2**64 - 1)  # the seeds torch.Generator.manual_seed accepts
 
 
 def log_prob(x: torch.Tensor, sigma0: float = 1.0) -> torch.Tensor:
@@ -24,25 +26,29 @@ def log_prob(x: torch.Tensor, sigma0: float = 1.0) -> torch.Tensor:
         ``[B]`` log-densities: -|x|^2 / (2 sigma0^2) - d/2 log(2 pi sigma0^2).
     """
     checks.batch(x)
-    d = x[0].numel()
+    d = math.prod(x.shape[1:])  # not x[0]: an empty batch has no first point
     sq = x.flatten(1).pow(2).sum(1)
     return -0.5 * sq / sigma0**2 - 0.5 * d * math.log(2 * math.pi * sigma0**2)
 
 
 def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
-    """A ``torch.Generator`` seeded with ``seed`` (a random seed when ``None``)."""
+    """A ``torch.Generator`` seeded with ``seed`` (an integer in :data:`SEED_RANGE`; a random seed when ``None``)."""
+    if seed is not None:
+        low, high = SEED_RANGE
+        seed = checks.integer(seed, "seed", low, high, kind=f"None or an integer in {low}..{high}")
     g = torch.Generator(device=device)
     if seed is None:
         g.seed()
     else:
-        g.manual_seed(int(seed))
+        g.manual_seed(seed)
     return g
 
 
 def sample(n: int, shape: tuple[int, ...], sigma0: float = 1.0, *, seed: int | None = None,
            generator: torch.Generator | None = None, device="cpu", dtype=torch.float32) -> torch.Tensor:
-    """``n`` draws from N(0, sigma0^2 I) of shape ``[n, *shape]``; randomness from ``seed`` or ``generator``."""
-    checks.positive_int(n, "n")
+    """``n`` draws from N(0, sigma0^2 I) of shape ``[n, *shape]`` (``n = 0``: an empty batch); randomness from
+    ``seed`` or ``generator``."""
+    checks.integer(n, "n", minimum=0)
     g = generator if generator is not None else make_generator(seed, device)
     return sigma0 * torch.randn((n, *shape), generator=g, device=device, dtype=dtype)
 
@@ -63,6 +69,8 @@ def resolve_sigma0(model, sigma0: float | None = None, name: str = "model") -> f
     """The sigma0 to use with ``model``: the one it declares (its owner), ``sigma0`` if given and equal to it, else an
     error naming both; :data:`SIGMA0` for a model that declares none (unless ``sigma0`` says otherwise)."""
     declared = sigma0_of(model)
+    if sigma0 is not None:
+        checks.positive_float(sigma0, "sigma0")
     if sigma0 is not None and declared is not None and float(sigma0) != declared:
         raise ValueError(f"sigma0 {sigma0} was asked for, but the {name} was trained with base sigma0 {declared}; "
                          f"a likelihood with another base is wrong (leave sigma0 unset to use the {name}'s)")

@@ -10,6 +10,7 @@ data (:func:`f2d2mini.ode.likelihood`, the flow maps' ``log_prob``) check values
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -18,9 +19,10 @@ from torch.func import vjp
 
 from f2d2mini import checks
 
-__all__ = ["DivergenceOutput", "exact", "hutchinson", "probes", "NOISES"]
+__all__ = ["DivergenceOutput", "exact", "hutchinson", "probes", "NOISES", "MAX_PROBES"]
 
 NOISES = ("rademacher", "gaussian")
+MAX_PROBES = 1_000_000  # Hutchinson probes per point: checking unbiasedness takes 2 * 10^4; 10^9 is a typo
 
 
 class DivergenceOutput(NamedTuple):
@@ -43,7 +45,7 @@ def exact(f: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Tensor) 
     """
     checks.batch(x, finite=False)
     value, pullback = vjp(lambda z: f(z, *args), x)
-    flat = torch.zeros(x[0].numel(), dtype=x.dtype, device=x.device)
+    flat = torch.zeros(math.prod(x.shape[1:]), dtype=x.dtype, device=x.device)  # not x[0]: batches may be empty
     total = torch.zeros(len(x), dtype=x.dtype, device=x.device)
     for i in range(len(flat)):
         basis = flat.index_fill(0, torch.tensor([i], device=x.device), 1.0).reshape(x.shape[1:]).expand_as(x)
@@ -55,7 +57,7 @@ def exact(f: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Tensor) 
 def probes(x: torch.Tensor, n: int = 1, noise: str = "rademacher",
            generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` probe vectors ``[n, B, *shape]`` with E[eps eps^T] = I: Rademacher (+-1) or standard Gaussian."""
-    checks.positive_int(n, "probes")
+    checks.integer(n, "probes", 1, MAX_PROBES, why=" (f2d2mini.divergence.MAX_PROBES)")
     checks.choice(noise, NOISES, "noise")
     shape = (n, *x.shape)
     if noise == "gaussian":

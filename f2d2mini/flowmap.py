@@ -57,7 +57,9 @@ class FlowMapConfig(nets.MLPConfig):
 
 class FewStepMethods:
     """``model.sample``, ``model.sample_and_log_prob`` and ``model.log_prob`` for a flow-map module with
-    ``config.sigma0`` and ``event_shape``."""
+    ``config.sigma0`` and ``event_shape``. Points of any floating dtype are computed and returned in the model's
+    dtype (the rule of :mod:`f2d2mini.checks`); an empty batch (or ``n = 0``) gives empty results; a bad argument
+    is a ``ValueError``/``TypeError`` that names it."""
 
     def sample(self, n_or_x0, steps: int = 2, *, seed: int | None = None, return_log_prob=None) -> torch.Tensor:
         """Few-step samples ``[B, *event_shape]`` from n fresh draws of the base (or from a noise tensor); see
@@ -74,8 +76,10 @@ class FewStepMethods:
     def _noise(self, n_or_x0, seed: int | None) -> torch.Tensor:
         if isinstance(n_or_x0, torch.Tensor):
             return n_or_x0
+        n = checks.integer(n_or_x0, "n_or_x0", minimum=0, kind="a number of draws (an integer >= 0) or a noise "
+                           f"tensor [batch, {', '.join(map(str, self.event_shape))}]")
         device = next(self.parameters()).device
-        return base.sample(n_or_x0, self.event_shape, self.config.sigma0, seed=seed, device=device)
+        return base.sample(n, self.event_shape, self.config.sigma0, seed=seed, device=device)
 
     def log_prob(self, x: torch.Tensor, steps: int = 4, reversal: str = "exact") -> torch.Tensor:
         """Few-step log-likelihood of data x ``[B, *event_shape]``; see :func:`log_prob`."""
@@ -181,36 +185,55 @@ def jumps(model, x: torch.Tensor, times: torch.Tensor, reversal: str = "exact") 
     return Jumps(x, delta)
 
 
-def _forward(model, x0: torch.Tensor, steps: int) -> Jumps:
-    checks.batch(x0, "x0")
-    checks.positive_int(steps, "steps")
+def _forward(model, x0: torch.Tensor, steps: int) -> tuple[torch.Tensor, Jumps]:
+    """The checked noise (in the model's dtype) and its K forward jumps."""
+    x0 = checks.points(x0, model, "x0", owner="flow map")
+    checks.steps(steps)
     with torch.no_grad():
-        return jumps(model, x0, torch.linspace(0.0, 1.0, steps + 1))
+        out = jumps(model, x0, torch.linspace(0.0, 1.0, steps + 1))
+    return x0, out._replace(x=checks.finite_result(out.x, x0, "x0", "the sample"))
 
 
 def sample(model, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """K forward jumps 0 = tau_0 < ... < tau_K = 1 from noise x0 ``[B, *shape]``; returns x1 ``[B, *shape]``."""
-    return _forward(model, x0, steps).x
+    """K forward jumps 0 = tau_0 < ... < tau_K = 1 from noise x0 ``[B, *shape]``; returns x1 ``[B, *shape]`` in the
+    model's dtype (:mod:`f2d2mini.checks`).
+
+    Raises:
+        ValueError, TypeError: naming the argument: x0 of another shape, dtype or device, not finite, or too large
+            for the model's dtype; steps outside 1..MAX_STEPS.
+    """
+    return _forward(model, x0, steps)[1].x
 
 
 def sample_and_log_prob(model, x0: torch.Tensor, steps: int, *, sigma0: float | None = None) -> Samples:
     """K forward jumps from noise x0 ``[B, *shape]``, tracking log p_1(x1) = log p_0(x0) + sum_k (tau_{k+1} - tau_k)
-    D_k: the model's log-density of every sample it draws, for free. The base is the model's (``sigma0``: see
-    :func:`f2d2mini.base.resolve_sigma0`)."""
+    D_k: the model's log-density of every sample it draws, for free, both in the model's dtype. The base is the
+    model's (``sigma0``: see :func:`f2d2mini.base.resolve_sigma0`). Raises as :func:`sample` does."""
     sigma0 = base.resolve_sigma0(model, sigma0, "flow map")
-    out = _forward(model, x0, steps)
-    return Samples(out.x, base.log_prob(x0, sigma0) + out.delta)
+    x0, out = _forward(model, x0, steps)
+    return Samples(out.x, checks.finite_result(base.log_prob(x0, sigma0) + out.delta, x0, "x0", "log_prob"))
 
 
 def log_prob(model, x: torch.Tensor, steps: int = 4, *, reversal: str = "exact",
              sigma0: float | None = None) -> torch.Tensor:
     """K-step log-likelihood of data x ``[B, *shape]``: backward jumps 1 = tau_0 > ... > tau_K = 0, then
     log p_1(x) = log p_0(x_K) - sum_k (tau_{k+1} - tau_k) D(x_k, tau_k, tau_{k+1}). K evaluations, no autograd.
-    The base is the model's (``sigma0``: see :func:`f2d2mini.base.resolve_sigma0`)."""
+    The base is the model's (``sigma0``: see :func:`f2d2mini.base.resolve_sigma0`).
+
+    Returns:
+        ``[B]`` log-densities in the model's dtype (float64 data into a float32 map computes in float32:
+        :mod:`f2d2mini.checks`); ``[0]`` for an empty batch.
+
+    Raises:
+        ValueError, TypeError: naming the argument: x of another shape, dtype or device, not finite, or so far out
+            that its log-density overflows the model's dtype; steps outside 1..MAX_STEPS; an unknown reversal.
+    """
     sigma0 = base.resolve_sigma0(model, sigma0, "flow map")
-    checks.batch(x)
-    checks.positive_int(steps, "steps")
+    x = checks.points(x, model, owner="flow map")
+    checks.steps(steps)
+    checks.choice(reversal, REVERSALS, "reversal")
     coverage.warn_outside(model, x)
     with torch.no_grad():
         out = jumps(model, x, torch.linspace(1.0, 0.0, steps + 1), reversal)
-    return base.log_prob(out.x, sigma0) - out.delta
+    end = checks.finite_result(out.x, x, "x", "the noise that x jumps back to")
+    return checks.finite_result(base.log_prob(end, sigma0) - out.delta, x, "x", "log_prob")

@@ -25,14 +25,23 @@ def self_guide(model, x0: torch.Tensor, lr: float, steps: int = 1) -> torch.Tens
 
     Args:
         model: a joint flow map ``model(x, t, s) -> FlowMapOutput(u, D)``.
-        x0: noise ``[B, *shape]``.
-        lr: Adam's learning rate (about the distance each coordinate moves per step).
-        steps: Adam steps (each one forward and one backward pass).
+        x0: noise ``[B, *shape]`` of any floating dtype.
+        lr: Adam's learning rate (about the distance each coordinate moves per step), finite and > 0.
+        steps: Adam steps (each one forward and one backward pass), 1..MAX_STEPS.
+
+    Returns:
+        The new noise ``[B, *shape]`` in the model's dtype (the rule of :mod:`f2d2mini.checks`); ``[0, *shape]`` for
+        an empty batch.
+
+    Raises:
+        ValueError, TypeError: naming the argument: x0 of another shape, dtype or device, or not finite; lr or steps
+            out of range; new noise that overflows the dtype (x0 too far out, or lr too large).
     """
-    checks.batch(x0, "x0")
-    checks.positive_int(steps, "steps")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    x0 = checks.points(x0, model, "x0", owner="flow map")
+    checks.steps(steps)
+    lr = checks.positive_float(lr, "lr")
+    if lr > torch.finfo(x0.dtype).max:  # Adam keeps lr in the dtype of x0
+        raise ValueError(f"lr = {lr} is beyond the range of {x0.dtype} (at most {torch.finfo(x0.dtype).max:.3g})")
     x = x0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
     for _ in range(steps):
@@ -40,4 +49,4 @@ def self_guide(model, x0: torch.Tensor, lr: float, steps: int = 1) -> torch.Tens
             (grad,) = torch.autograd.grad(one_step_log_prob(model, x).sum(), x)
         x.grad = -grad  # Adam minimises: descend on -J
         opt.step()
-    return x.detach()
+    return checks.finite_result(x.detach(), x0, "x0", "the guided noise", cause=f" or lr = {lr} too large")

@@ -8,6 +8,8 @@ Sampling integrates dx/dt = v(x, t) from t = 0 (noise) to t = 1 (data). Likeliho
 so delta(0) = -int_0^1 div v(x_tau, tau) dtau. Fixed-step explicit Runge-Kutta solvers are written here (one
 loop over a Butcher tableau); adaptive reference solves use torchdiffeq, with the error controlled per sample
 (``error_norm="sample"``): every point of a batch is solved to the tolerance, not only the batch on average.
+:func:`sample` and :func:`likelihood` take points of any floating dtype and compute in the velocity's
+(:mod:`f2d2mini.checks`); an empty batch gives empty results.
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ class Likelihood(NamedTuple):
     nfe: int
 
 
-class NFELimitError(RuntimeError):
-    """An adaptive solve needed more right-hand-side evaluations than its ``max_nfe``."""
+class NFELimitError(RuntimeError, ValueError):
+    """An adaptive solve needed more right-hand-side evaluations than its ``max_nfe``: a ``RuntimeError``, and a
+    ``ValueError`` too, since the arguments it names (``rtol``, ``atol``, ``max_nfe``) do not fit this field."""
 
 
 def _combine(y: State, h: float, coefs: Sequence[float], ks: Sequence[State]) -> State:
@@ -116,6 +119,10 @@ def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk
     """
     checks.choice(solver, SOLVERS, "solver")
     checks.choice(error_norm, ERROR_NORMS, "error_norm")
+    if solver in ADAPTIVE:
+        checks.positive_float(rtol, "rtol")
+        checks.positive_float(atol, "atol")
+        checks.positive_int(max_nfe, "max_nfe")
     nfe = 0
 
     def counted(t, y):
@@ -130,7 +137,7 @@ def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk
     if solver in TABLEAUS:
         if steps is None:
             raise ValueError(f"solver {solver!r} is fixed-step: pass steps (an integer >= 1)")
-        checks.positive_int(steps, "steps")
+        checks.steps(steps)
         h = (t1 - t0) / steps
         y = tuple(state)
         for i in range(steps):
@@ -139,6 +146,9 @@ def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk
     if steps is not None:
         raise ValueError(f"solver {solver!r} is adaptive (rtol/atol choose its steps): pass steps=None, "
                          f"or a fixed-step solver: {', '.join(TABLEAUS)}")
+    if not len(state[0]):  # an empty batch: one evaluation checks the shapes; there is nothing to solve
+        counted(t0, tuple(state))
+        return ODESolution(tuple(state), nfe)
     from torchdiffeq import odeint  # imported here to keep `import f2d2mini` light
 
     times = torch.tensor([t0, t1], dtype=torch.float64)
@@ -154,12 +164,18 @@ def _at(velocity, x: torch.Tensor, t: float) -> torch.Tensor:
 
 def sample(velocity, x0: torch.Tensor, steps: int | None = SAMPLE_STEPS, solver: str = "euler", *,
            rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL) -> torch.Tensor:
-    """Transports noise x0 ``[B, *shape]`` along dx/dt = v(x, t) from t = 0 to t = 1; returns x1 ``[B, *shape]``."""
-    checks.batch(x0, "x0")
+    """Transports noise x0 ``[B, *shape]`` along dx/dt = v(x, t) from t = 0 to t = 1; returns x1 ``[B, *shape]`` in
+    the velocity's dtype (:mod:`f2d2mini.checks`: float64 noise into a float32 model computes in float32).
+
+    Raises:
+        ValueError, TypeError: naming the argument: x0 of another shape, dtype or device, not finite, or too large
+            for the dtype (x1 overflows it); steps outside 1..MAX_STEPS; an unknown solver.
+    """
+    x0 = checks.points(x0, velocity, "x0", owner="velocity")
     with torch.no_grad():
         sol = integrate(lambda t, y: (_at(velocity, y[0], t),), (x0,), 0.0, 1.0, solver=solver, steps=steps,
                         rtol=rtol, atol=atol)
-    return sol.state[0]
+    return checks.finite_result(sol.state[0], x0, "x0", "the sample")
 
 
 def coupled(velocity, divergence: str = "exact", eps: torch.Tensor | None = None) -> Rhs:
@@ -194,20 +210,32 @@ def likelihood(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | N
             vectors of kind ``noise`` drawn once from ``seed`` and held along the path).
         sigma0: standard deviation of the base p_0 = N(0, sigma0^2 I); by default the velocity's own (a trained model
             saves it in its config; :func:`f2d2mini.base.resolve_sigma0`), and a different one is an error.
+
+    Returns:
+        :class:`Likelihood` in the velocity's dtype (the dtype rule of :mod:`f2d2mini.checks`); an empty batch
+        gives empty tensors.
+
+    Raises:
+        ValueError, TypeError: naming the argument: x of another shape, dtype or device, not finite, or so far out
+            that its log-density overflows the dtype; unknown solver, divergence, noise or error_norm; steps,
+            probes, rtol, atol or max_nfe out of range.
+        NFELimitError: an adaptive solve needed more than ``max_nfe`` evaluations (a ValueError too).
     """
     sigma0 = base.resolve_sigma0(velocity, sigma0, "velocity")
-    checks.batch(x)
+    x = checks.points(x, velocity, owner="velocity")
     eps = div.probes(x, probes, noise, base.make_generator(seed, x.device)) if divergence == "hutchinson" else None
     rhs = coupled(velocity, divergence, eps)
     with torch.no_grad():
         delta0 = torch.zeros(len(x), dtype=x.dtype, device=x.device)
         sol = integrate(rhs, (x, delta0), 1.0, 0.0, solver=solver, steps=steps, rtol=rtol, atol=atol,
                         max_nfe=max_nfe, error_norm=error_norm)
-    x0, delta = sol.state
-    return Likelihood(base.log_prob(x0, sigma0) + delta, x0, delta, sol.nfe)
+    x0 = checks.finite_result(sol.state[0], x, "x", "the noise that x flows back to")
+    delta = checks.finite_result(sol.state[1], x, "x", "the divergence integral")
+    return Likelihood(checks.finite_result(base.log_prob(x0, sigma0) + delta, x, "x", "log_prob"), x0, delta, sol.nfe)
 
 
 def log_prob(velocity, x: torch.Tensor, solver: str = "dopri5", steps: int | None = None, **kwargs) -> torch.Tensor:
-    """log p_1(x) ``[B]`` by the coupled ODE; the arguments of :func:`likelihood`."""
+    """log p_1(x) ``[B]`` by the coupled ODE, in the velocity's dtype; the arguments and errors of
+    :func:`likelihood`."""
     return likelihood(velocity, x, solver, steps, **kwargs).log_prob
 

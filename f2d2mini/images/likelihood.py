@@ -50,12 +50,24 @@ def _unpack(images, levels: int) -> tuple[torch.Tensor, int]:
     return images, levels
 
 
-def _check_images(x: torch.Tensor, levels: int) -> None:
+def _check_images(x: torch.Tensor, levels: int, model, batch_size: int | None) -> None:
+    """Images: uint8 ``[N, C, H, W]`` (N >= 1: bits per dim are a mean) of the model's shape, with values below
+    ``levels``; ``batch_size`` ``None`` or >= 1."""
     if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
         got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise TypeError(f"images must be a uint8 tensor [N, C, H, W] of grey levels, got {got}")
+    shape = checks.event_shape(model)
+    if shape is not None and tuple(x.shape[1:]) != shape:
+        raise ValueError(f"images must have shape [N, {', '.join(map(str, shape))}] for this model, got "
+                         f"{tuple(x.shape)}")
+    if not len(x):
+        raise ValueError(f"images holds no images (shape {tuple(x.shape)}); bits per dim average over at least one")
+    if x.is_meta:
+        raise ValueError("images is on the meta device (a shape without values); pass a tensor with values")
     checks.positive_int(levels, "levels")
-    if len(x) and x.max().item() >= levels:
+    if batch_size is not None:
+        checks.positive_int(batch_size, "batch_size")
+    if x.max().item() >= levels:
         raise ValueError(f"images hold grey level {x.max().item()} but levels = {levels} allows 0..{levels - 1}")
 
 
@@ -90,7 +102,7 @@ def _chunked(fn, z: torch.Tensor, batch: int | None) -> tuple[torch.Tensor, int]
     (float64, CPU) gathered from every process, and the most evaluations any chunk needed."""
     outs, nfe = [torch.zeros(0, dtype=torch.float64)], 0
     with true_float32():
-        for chunk in distributed.shard(z).split(batch or images_data.eval_batch(z)):
+        for chunk in distributed.shard(z).split(batch if batch is not None else images_data.eval_batch(z)):
             lp, n = fn(chunk)
             outs.append(lp.double().cpu())
             nfe = max(nfe, n)
@@ -111,12 +123,20 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed:
         seed: dequantization noise seed.
         reversal: ``"exact"`` backward jumps or the reference code's ``"first_order"`` reversal.
         batch_size: images per chunk (default: :func:`~f2d2mini.images.data.eval_batch`).
+
+    Returns:
+        :class:`BPD`, ``per_image`` in float64 (the log-densities are computed in the model's dtype).
+
+    Raises:
+        ValueError, TypeError: naming the argument: images not uint8 ``[N, *event_shape]`` with N >= 1 and values
+            below levels; steps, levels or batch_size out of range; an unknown reversal; images whose
+            log-density overflows.
     """
     from f2d2mini import flowmap
 
     images, levels = _unpack(images, levels)
-    _check_images(images, levels)
-    checks.positive_int(steps, "steps")
+    _check_images(images, levels, model, batch_size)
+    checks.steps(steps)
     device = _device(model)
     z = _dequantized(images, levels, seed, device)
     start = time.perf_counter()
@@ -134,10 +154,11 @@ def ode_bpd(velocity, images: torch.Tensor, *, levels: int = 256, solver: str = 
     ``solver``/``steps``: e.g. ``"euler"`` with N steps or adaptive ``"dopri5"`` (at most ``max_nfe`` evaluations
     per chunk); ``divergence``: ``"exact"`` (d passes per evaluation) or ``"hutchinson"`` (``probes`` Rademacher
     vectors per image drawn from ``probe_seed``, held along the path). ``seed``: the dequantization noise.
-    ``sigma0``: the velocity's own base by default (:func:`f2d2mini.base.resolve_sigma0`).
+    ``sigma0``: the velocity's own base by default (:func:`f2d2mini.base.resolve_sigma0`). Raises as :func:`bpd`
+    does, and as :func:`f2d2mini.ode.likelihood` does for the solver's arguments.
     """
     images, levels = _unpack(images, levels)
-    _check_images(images, levels)
+    _check_images(images, levels, velocity, batch_size)
     device = _device(velocity)
     z = _dequantized(images, levels, seed, device)
     start = time.perf_counter()
