@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -21,7 +21,7 @@ from torch import nn
 from f2d2mini import checks, coverage, flowmap, losses, nets, ode, times
 from f2d2mini.loop import LoopConfig, resolve_device
 
-__all__ = ["DistillConfig", "RULE_CHANGES", "distill_config", "distill_loss"]
+__all__ = ["DistillConfig", "RULE_CHANGES", "distill_config", "distill_loss", "frozen"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class DistillConfig(LoopConfig):
     warm_steps: int = 2000  # phase 1: velocity part only
     diagonal_fraction: float = 0.25  # share of each batch on the diagonal s = t
     d_weight: float = 0.5  # weight of the D loss in phase 2
-    div_scale: float = 2.0  # R: the map's scalar head regresses D / R (saved in the map's config)
+    div_scale: float | None = None  # R: the map's scalar head regresses D / R (saved in its config); None: R = d
     divergence: str = "exact"  # teacher divergence targets: "exact" (2-D) or "hutchinson"
     probes: int = 1  # Hutchinson probes per point
     time_power: float = 1.0  # t, s = 1 - (1 - U)^time_power: 1 is uniform, > 1 favours the data end
@@ -53,8 +53,9 @@ class DistillConfig(LoopConfig):
     coverage_box: float = 6.0  # half-width B of the square [-B, B]^d covered at t = 1 (saved as model.region)
     coverage_points: int = 5000  # trajectories of the teacher from the square, solved once (40 s on 2 cores)
     coverage_steps: int = 32  # stored states per trajectory, at t = 1 - k / steps (a multiple of every grid K)
-    net: nets.MLPConfig = field(default_factory=nets.MLPConfig)  # architecture of a fresh 2-D map, used only when
-    # the teacher cannot warm-start it (a VelocityMLP teacher gives the map its own architecture and base sigma0)
+    div_hidden: int = 128  # hidden units of a U-Net map's divergence head
+    net: nets.MLPConfig | None = None  # a fresh map's architecture (an MLPConfig, or an images.UNetConfig); None: the
+    # teacher's own when it is a VelocityMLP or UNetVelocity (warm start), else one chosen from the data's shape
 
 
 RULE_CHANGES = {
@@ -80,20 +81,30 @@ def distill_config(rule: str = "lsd", **changes) -> DistillConfig:
     return dataclasses.replace(DistillConfig(), **{**RULE_CHANGES[rule], **changes})
 
 
-def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_scale: float) -> Callable:
+def frozen(teacher, device: torch.device):
+    """A teacher module as training uses it: a copy on ``device``, in eval mode, without gradients of its own (any
+    other callable, e.g. ``GaussianMixture.velocity``, as it is)."""
+    if isinstance(teacher, nn.Module):
+        return copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
+    return teacher
+
+
+def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> Callable:
     """The phased F2D2 loss as a ``fit`` loss, for any data: ``draw(generator, step) -> Batch(x0, x1)``.
 
     A fraction ``config.diagonal_fraction`` of the batch gets the tangent loss against ``teacher``, the rest the
     off-diagonal ``rule`` at (t, s) over the whole square; the D terms have weight 0 before ``config.warm_steps``.
     A share ``config.coverage_fraction`` of each part comes from the teacher's trajectories from the square
     (:mod:`f2d2mini.coverage`, built at the first step): tangent points there, and the teacher's exact jumps in place
-    of the rule's targets. A teacher module is used through a frozen copy on ``config.device``.
+    of the rule's targets. A teacher module is used through a frozen copy on ``config.device``. ``config.div_scale``
+    is the map's R (:func:`f2d2mini.student.distill` sets it).
     """
     checks.choice(rule, losses.RULES, "rule")
     checks.choice(config.divergence, ode.DIVERGENCES, "divergence")
+    if not (isinstance(config.div_scale, (int, float)) and config.div_scale > 0):
+        raise ValueError(f"config.div_scale must be the map's R > 0, got {config.div_scale!r}")
     device = resolve_device(config.device)
-    if isinstance(teacher, nn.Module):
-        teacher = copy.deepcopy(teacher).to(device).eval().requires_grad_(False)
+    teacher = frozen(teacher, device)
     parts = _parts(config)
     rule_loss = losses.RULE_LOSSES[rule]
     grid_steps = torch.tensor(config.grid_steps, device=device)  # once, not a host-to-device copy per step
@@ -112,7 +123,7 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig, div_
             cover = coverage.tangent_points(bank, parts.covered_tangent, gen)
             xt[parts.diagonal - parts.covered_tangent:parts.diagonal] = cover.x
             t[parts.diagonal - parts.covered_tangent:parts.diagonal] = cover.t
-        extra = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=div_scale,
+        extra = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=config.div_scale,
                      adaptive_power=config.adaptive_power)
         d, end = parts.diagonal, config.batch_size - parts.covered_jumps
         target = losses.teacher_targets(teacher, xt[:d], t[:d], config.divergence, config.probes, gen)

@@ -1,7 +1,8 @@
 """Training on 2-D densities (book chapters 1 and 4): the flow-matching teacher, and F2D2 distillation of it.
 
-Both hand a loss to the one training loop, :func:`f2d2mini.loop.fit`: :func:`teacher_loss` (flow matching on
-batches from any ``draw`` function, also used for images) and :func:`f2d2mini.distillation.distill_loss`.
+The teacher hands :func:`teacher_loss` (flow matching on batches from any ``draw`` function, also used for images)
+to the one training loop, :func:`f2d2mini.loop.fit`; :func:`distill` is the front door
+:func:`f2d2mini.student.distill` on fresh samples of a density.
 ``DistillConfig`` and ``distill_config`` are :mod:`f2d2mini.distillation`'s, named here too so that the 2-D API
 reads ``f2.train.distill(teacher, density, rule, f2.train.DistillConfig(...))``.
 """
@@ -9,18 +10,18 @@ reads ``f2.train.distill(teacher, density, rule, f2.train.DistillConfig(...))``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
-from f2d2mini import base, coverage, flowmap, losses, nets, times, toy
-from f2d2mini.distillation import DistillConfig, distill_config, distill_loss
+from f2d2mini import base, flowmap, losses, nets, student, times, toy
+from f2d2mini.distillation import DistillConfig, distill_config
 from f2d2mini.loop import LoopConfig, fit
 
 __all__ = ["TeacherConfig", "DistillConfig", "teacher", "distill", "distill_config", "teacher_loss",
            "density_batches", "STEP_SEED_STRIDE"]
 
-STEP_SEED_STRIDE = 1_000_003  # a prime: step k of seed s draws its data from seed s * STRIDE + k off the CPU
+STEP_SEED_STRIDE = student.STEP_SEED_STRIDE  # step k of seed s draws its data from seed s * STRIDE + k off the CPU
 
 
 @dataclass(frozen=True)
@@ -72,28 +73,16 @@ def teacher(density: toy.Density, config: TeacherConfig = TeacherConfig(), seed:
 
 def distill(teacher, density: toy.Density, rule: str = "lsd", config: DistillConfig | None = None,
             seed: int = 0) -> flowmap.JointFlowMap:
-    """F2D2: distils ``teacher`` (any differentiable ``v(x, t)``) into a joint flow map with ``rule``.
+    """F2D2 on a 2-D density: :func:`f2d2mini.student.distill` of ``teacher`` (any differentiable ``v(x, t)``) on
+    fresh samples of ``density`` every step.
 
-    ``config`` defaults to the rule's CPU settings, :func:`distill_config` ``(rule)``.
-
-    A :class:`~f2d2mini.nets.VelocityMLP` teacher warm-starts the map (u(x, t, s) = v(x, t), D = 0) with its own
-    architecture; any other callable (e.g. ``GaussianMixture.velocity``) gets a fresh map of architecture
-    ``config.net``. Returns the EMA model with ``.history``, ``.metadata`` and ``.region`` (the square its
+    ``config`` defaults to the rule's CPU settings, :func:`distill_config` ``(rule)``. A
+    :class:`~f2d2mini.nets.VelocityMLP` teacher warm-starts the map (u(x, t, s) = v(x, t), D = 0) with its own
+    architecture; any other callable (e.g. ``GaussianMixture.velocity``) gets a fresh map (``config.net``, or the
+    MLP for 2-D points). Returns the EMA model with ``.history``, ``.metadata`` and ``.region`` (the square its
     likelihood was trained on, :class:`f2d2mini.coverage.Region`; ``None`` without coverage).
     """
     config = distill_config(rule) if config is None else config
-    torch.manual_seed(seed)
-    if isinstance(teacher, nets.VelocityMLP):
-        model = flowmap.JointFlowMap.from_teacher(teacher, config.div_scale)
-    else:  # a fresh map of architecture config.net, on the teacher's base
-        declared = base.sigma0_of(teacher)
-        if declared is not None and declared != config.net.sigma0:
-            raise ValueError(f"the teacher's base sigma0 is {declared} but config.net.sigma0 is {config.net.sigma0}; "
-                             f"set DistillConfig(net=MLPConfig(sigma0={declared}, ...)) to distil it")
-        model = flowmap.JointFlowMap(flowmap.FlowMapConfig(**asdict(config.net), div_scale=config.div_scale))
-    draw = density_batches(density, config.batch_size, base.same_sigma0(teacher, model), seed)
-    loss_fn = distill_loss(teacher, draw, rule, config, model.config.div_scale)
-    model = fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {density.name}",
-                metadata={"density": density.name, "rule": rule})
-    model.region = coverage.Region(config.coverage_box) if config.coverage_fraction else None
-    return model
+    draw = density_batches(density, config.batch_size, student.base_sigma0(teacher, config), seed)
+    return student.distill(teacher, draw, rule, config, seed=seed, name=density.name,
+                           metadata={"density": density.name})

@@ -152,10 +152,10 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="unknown rule 'euler'; choose one of: shortcut, meanflow, lsd"):
         f2.train.distill(GMM.velocity, GMM, rule="euler")
     with pytest.raises(ValueError, match="batch_size 2 with diagonal_fraction 0.25 leaves 0 tangent and 2"):
-        f2.distillation.distill_loss(GMM.velocity, None, "lsd", f2.train.DistillConfig(batch_size=2), 1.0)
+        f2.distillation.distill_loss(GMM.velocity, None, "lsd", f2.train.DistillConfig(batch_size=2, div_scale=1.0))
     with pytest.raises(ValueError, match="leaves 4 tangent and 0 off-diagonal"):
-        config = f2.train.DistillConfig(batch_size=4, diagonal_fraction=1.0)
-        f2.distillation.distill_loss(GMM.velocity, None, "lsd", config, 1.0)
+        config = f2.train.DistillConfig(batch_size=4, diagonal_fraction=1.0, div_scale=1.0)
+        f2.distillation.distill_loss(GMM.velocity, None, "lsd", config)
     with pytest.raises(ValueError, match="lr must be > 0"):
         f2.guidance.self_guide(model, torch.zeros(2, 2), lr=0.0)
 

@@ -7,18 +7,22 @@ the scripts only call these; the tables they print are :class:`Table` s, the JSO
     mnist      "mnist": real MNIST on the CPU, the teacher's dopri5 bits per dim against K jumps
     seeds      "seeds": one rule's defaults trained under several seeds (no divergence, the spread of the errors)
     ood        "ood": a digits map's bits per dim of images that are not digits, against its teacher
+    own        "own": models f2d2mini did not create (a hidden teacher, wine features) through f2d2mini.distill
+    peer       "peer": the ODE likelihood and the maps against facebookresearch/flow_matching's ODE solver
     tables     plain-text / markdown tables, JSON reports, the median wall-clock of a call
 """
 
-from f2d2mini.bench import flowmaps, images, mnist, ood, seeds, solvers, tables
+from f2d2mini.bench import flowmaps, images, mnist, ood, own, peer, seeds, solvers, tables
 from f2d2mini.bench.flowmaps import f2d2_suite
 from f2d2mini.bench.images import digits_cpu, gpu_check
 from f2d2mini.bench.mnist import mnist_cpu
 from f2d2mini.bench.ood import ood_suite
+from f2d2mini.bench.own import own_suite
+from f2d2mini.bench.peer import peer_suite
 from f2d2mini.bench.seeds import seeds_suite
 from f2d2mini.bench.solvers import HELDOUT_SEED, heldout, ode_suite
 from f2d2mini.bench.tables import Table, median_seconds, write_report
 
-__all__ = ["flowmaps", "images", "mnist", "ood", "seeds", "solvers", "tables", "f2d2_suite", "digits_cpu",
-           "gpu_check", "mnist_cpu", "ood_suite", "seeds_suite", "ode_suite", "heldout", "HELDOUT_SEED", "Table",
-           "median_seconds", "write_report"]
+__all__ = ["flowmaps", "images", "mnist", "ood", "own", "peer", "seeds", "solvers", "tables", "f2d2_suite",
+           "digits_cpu", "gpu_check", "mnist_cpu", "ood_suite", "own_suite", "peer_suite", "seeds_suite", "ode_suite",
+           "heldout", "HELDOUT_SEED", "Table", "median_seconds", "write_report"]

@@ -9,16 +9,15 @@ each process trains on its own shard of the data with its share of the batch (:m
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-from f2d2mini import base, checks, coverage, distributed, loop
-from f2d2mini.distillation import DistillConfig, distill_loss
+from f2d2mini import checks, distributed, loop, student
+from f2d2mini.distillation import DistillConfig
 from f2d2mini.images import data as images_data
 from f2d2mini.images import unet
 from f2d2mini.train import teacher_loss
@@ -27,7 +26,7 @@ __all__ = ["ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "RUL
            "distill"]
 
 RULE = "shortcut"  # the image rule: no JVP, the cheapest per step, and the paper's CIFAR-10 recipe
-JVP_RULES = ("meanflow", "lsd")  # rules whose loss differentiates the map with torch.func.jvp
+JVP_RULES = student.JVP_RULES
 
 
 @dataclass(frozen=True)
@@ -57,11 +56,9 @@ class ImageDistillConfig(DistillConfig):
     divergence: str = "hutchinson"  # Rademacher probes: one reverse pass each
     probes: int = 1
     div_scale: float = 64.0  # R, about the number of dimensions d
-    div_hidden: int = 128  # hidden units of the divergence head
     coverage_fraction: float = 0.0  # off-data coverage: see book chapter 7 for what the image maps may be trusted on
     coverage_box: float = 1.0  # the cube [-1, 1]^d that dequantized images live in
     coverage_points: int = 2000  # trajectories of the teacher's backward flow (each a U-Net solve)
-    net: None = None  # the map copies the teacher's U-Net
 
 
 class Recipe(NamedTuple):
@@ -111,16 +108,6 @@ def _draw(data: images_data.Images, batch_size: int, sigma0: float) -> Callable:
     return images_data.batches(distributed.shard(data), distributed.local_batch(batch_size), sigma0)
 
 
-def _compile_where_it_helps(config: ImageDistillConfig, rule: str) -> ImageDistillConfig:
-    """``compile=False`` for the JVP rules, with a warning: ``torch.func.jvp`` of a compiled module runs it eagerly,
-    so the compile time would buy nothing."""
-    if config.compile and rule in JVP_RULES:
-        warnings.warn(f"compile=True with rule {rule!r}: torch.func.jvp runs a compiled module eagerly, so the compile "
-                      f"time would be wasted; training uncompiled (rule 'shortcut' compiles)", stacklevel=3)
-        return replace(config, compile=False)
-    return config
-
-
 def teacher(data: images_data.Images, config: ImageTeacherConfig = ImageTeacherConfig(), seed: int = 0, *,
             state_path: str | Path | None = None, resume: bool = False) -> unet.UNetVelocity:
     """Trains a U-Net velocity v(x, t) by flow matching on dequantized ``data`` in [-1, 1]; returns its EMA.
@@ -136,22 +123,16 @@ def teacher(data: images_data.Images, config: ImageTeacherConfig = ImageTeacherC
                     state_path=state_path, resume=resume, unit="img", metadata={"dataset": data.name})
 
 
-def distill(teacher_model: unet.UNetVelocity, data: images_data.Images, rule: str = RULE,
+def distill(teacher_model, data: images_data.Images, rule: str = RULE,
             config: ImageDistillConfig = ImageDistillConfig(), seed: int = 0, *,
             state_path: str | Path | None = None, resume: bool = False) -> unet.UNetFlowMap:
-    """F2D2 on images: warm-starts a :class:`~f2d2mini.images.unet.UNetFlowMap` from the teacher (u = v, D = 0)
-    and trains it with :func:`f2d2mini.distillation.distill_loss` (rule ``rule``, Hutchinson targets); returns its
-    EMA. With ``config.compile`` the JVP rules train uncompiled (a warning says why)."""
-    if not isinstance(teacher_model, unet.UNetVelocity):
-        raise TypeError(f"teacher must be a UNetVelocity (to warm-start the map), got {type(teacher_model).__name__}")
-    _check_shape(data, teacher_model.config)
-    config = _compile_where_it_helps(config, rule)
-    torch.manual_seed(seed)
-    model = unet.UNetFlowMap.from_teacher(teacher_model, config.div_scale, config.div_hidden)
-    local = replace(config, batch_size=distributed.local_batch(config.batch_size))  # the loss sees one rank's batch
-    draw = _draw(data, config.batch_size, base.same_sigma0(teacher_model, model))
-    loss_fn = distill_loss(teacher_model, draw, rule, local, model.config.div_scale)
-    model = loop.fit(model, loss_fn, config, seed=seed, desc=f"F2D2 {rule} {data.name}", state_path=state_path,
-                     resume=resume, unit="img", metadata={"dataset": data.name, "rule": rule})
-    model.region = coverage.Region(config.coverage_box) if config.coverage_fraction else None
-    return model
+    """F2D2 on images: :func:`f2d2mini.student.distill` on dequantized ``data`` (rule ``rule``, Hutchinson
+    targets); returns the EMA map. A :class:`~f2d2mini.images.unet.UNetVelocity` teacher warm-starts a copy of its
+    U-Net (u = v, D = 0) with the divergence head added; any other teacher gets a fresh U-Net map. Under
+    ``torchrun`` each process draws from its own shard. With ``config.compile`` the JVP rules train uncompiled (a
+    warning says why)."""
+    if isinstance(teacher_model, unet.UNetVelocity):
+        _check_shape(data, teacher_model.config)
+    draw = _draw(data, config.batch_size, student.base_sigma0(teacher_model, config))
+    return student.distill(teacher_model, draw, rule, config, seed=seed, name=data.name,
+                           metadata={"dataset": data.name}, state_path=state_path, resume=resume)

@@ -1,0 +1,112 @@
+"""``f2d2mini bench SUITE``: parses a suite's arguments, runs it, prints its tables and writes its JSON report.
+
+Suites: ode, f2d2, digits, mnist, gpu, ood, seeds, peer, own (``f2d2mini bench --help``; ``benchmarks/README.md``
+says what each measures). The JSON lands in ``benchmarks/results/SUITE.json`` unless ``--json`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from f2d2mini import checkpoint, losses, ode, toy
+from f2d2mini.bench.flowmaps import GRID_SIZE
+from f2d2mini.bench.tables import write_report
+from f2d2mini.loop import resolve_device
+
+__all__ = ["add_parser", "run", "RESULTS_DIR"]
+
+RESULTS_DIR = Path("benchmarks") / "results"  # where ``f2d2mini bench SUITE`` writes SUITE.json by default
+
+
+def add_parser(sub, device: dict) -> None:
+    """Adds ``bench`` and its suites to the main parser's subparsers."""
+    b = sub.add_parser("bench", help="benchmarks against exact answers; print tables and write JSON")
+    suites = b.add_subparsers(dest="suite", required=True)
+    ode_ = suites.add_parser("ode", help="teacher NLL vs exact entropy; fixed-step solvers vs dopri5")
+    f2d2 = suites.add_parser("f2d2", help="flow maps at K = 1, 2, 4, 8 vs exact and teacher; speed; samples")
+    f2d2.add_argument("--rules", nargs="+", choices=losses.RULES, default=list(losses.RULES))
+    f2d2.add_argument("--grid-size", type=int, default=GRID_SIZE,
+                      help="points per side of the grid suite on [-6, 6]^2 (default: %(default)s)")
+    for s in (ode_, f2d2):
+        s.add_argument("--densities", nargs="+", choices=toy.NAMES, default=["checkerboard", "gaussians8"])
+        s.add_argument("--checkpoints", type=Path, default=checkpoint.DEFAULT_DIR,
+                       help="folder with teacher_DENSITY.pt (default: %(default)s)")
+        s.add_argument("--n", type=int, default=10_000, help="held-out points for the dopri5 NLL")
+    ode_.add_argument("--n-sweep", type=int, default=1000, help="points for the fixed-step sweep")
+    ode_.add_argument("--max-steps", type=int, default=1024, help="largest K of the sweep (powers of two)")
+    digits = suites.add_parser("digits", help="digits on the CPU: teacher, F2D2, bits per dim vs K, samples")
+    digits.add_argument("--out", type=Path, required=True, help="folder for the checkpoints and samples.png")
+    digits.add_argument("--rule", choices=losses.RULES, help="default: the digits recipe's")
+    digits.add_argument("--teacher", type=Path, help="reuse this teacher checkpoint instead of training one")
+    mnist = suites.add_parser("mnist", help="real MNIST on the CPU: teacher, F2D2, bits per dim vs K, samples")
+    mnist.add_argument("--out", type=Path, required=True, help="folder for the checkpoints")
+    mnist.add_argument("--quick", action="store_true", help="tiny budgets: checks that everything runs (a minute)")
+    mnist.add_argument("--train-split", choices=("test", "train"), default="test",
+                       help="train on 9,000 test images (default) or on the training split from --root")
+    mnist.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
+    ood = suites.add_parser("ood", help="a digits map's bits per dim of images that are not digits vs its teacher")
+    ood.add_argument("--maps", nargs="+", type=Path, default=[checkpoint.flow_map_path("digits", "shortcut")],
+                     help="flow maps of one teacher (default: %(default)s)")
+    ood.add_argument("--teacher", type=Path, help="its teacher (default: data/checkpoints/teacher_digits.pt)")
+    ood.add_argument("--n", type=int, default=100, help="images of each kind (default: %(default)s)")
+    ood.add_argument("--solver", choices=ode.SOLVERS, default="dopri5", help="the teacher's ODE solver")
+    ood.add_argument("--ode-steps", type=int, help="steps of a fixed-step solver (e.g. rk4 8)")
+    seeds = suites.add_parser("seeds", help="one rule's defaults trained under several seeds: divergence, spread")
+    seeds.add_argument("--rule", choices=losses.RULES, default="meanflow")
+    seeds.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    seeds.add_argument("--densities", nargs="+", choices=toy.NAMES, default=["checkerboard"])
+    seeds.add_argument("--checkpoints", type=Path, default=checkpoint.DEFAULT_DIR, help="folder with the teachers")
+    peer = suites.add_parser("peer", help="ODE likelihood and maps against facebookresearch/flow_matching's solver")
+    peer.add_argument("--densities", nargs="+", choices=toy.NAMES, default=["checkerboard", "gaussians8"])
+    peer.add_argument("--rules", nargs="+", choices=losses.RULES, default=list(losses.RULES))
+    peer.add_argument("--maps", nargs="*", type=Path, default=[],
+                      help="more maps of the first density's teacher (e.g. made by f2d2mini distill --data)")
+    peer.add_argument("--checkpoints", type=Path, default=checkpoint.DEFAULT_DIR, help="folder with the teachers")
+    peer.add_argument("--n", type=int, default=2000, help="held-out points (default: %(default)s)")
+    own = suites.add_parser("own", help="models f2d2mini did not create, distilled through f2d2mini.distill")
+    own.add_argument("--parts", nargs="+", choices=("checkerboard", "wine"), default=["checkerboard", "wine"])
+    own.add_argument("--checkpoints", type=Path, default=checkpoint.DEFAULT_DIR, help="folder with the teachers")
+    own.add_argument("--n", type=int, default=10_000, help="held-out checkerboard points (default: %(default)s)")
+    own.add_argument("--out", type=Path, help="folder to save the distilled maps in")
+    gpu = suites.add_parser("gpu", help="one GPU, no network: MNIST bits per dim vs K, CIFAR-10 speed/memory")
+    gpu.add_argument("--tiny", action="store_true", help="tiny budgets: checks that everything runs (CPU, < 2 min)")
+    for s in (mnist, gpu):
+        s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
+    for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own):
+        s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
+        s.add_argument("--device", **device)
+
+
+def _suite(args, device, json_path) -> dict:
+    """The suite's ``{"tables": {name: Table}, "report": JSON-ready fields}``."""
+    from f2d2mini import bench
+
+    if args.suite in ("ode", "f2d2"):
+        tables = (bench.ode_suite(args.densities, args.checkpoints, args.n, args.n_sweep, args.max_steps, device)
+                  if args.suite == "ode" else
+                  bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device, args.grid_size))
+        return {"tables": tables, "report": {name: table.rows for name, table in tables.items()}}
+    suites = {
+        "digits": lambda: bench.digits_cpu(args.out, args.rule, args.teacher),
+        "mnist": lambda: bench.mnist_cpu(args.out, json_path.with_suffix(".png"), mnist=args.mnist, quick=args.quick,
+                                         train_split=args.train_split, root=args.root, device=args.device),
+        "gpu": lambda: bench.gpu_check(args.mnist, args.tiny, args.device),
+        "seeds": lambda: bench.seeds_suite(args.rule, args.densities, args.seeds, args.checkpoints, device),
+        "own": lambda: bench.own_suite(args.checkpoints, args.n, args.out, args.parts, device),
+        "peer": lambda: bench.peer_suite(args.densities, args.rules, args.maps, args.checkpoints, args.n, device),
+        "ood": lambda: bench.ood_suite(args.maps, args.teacher, args.n, device, solver=args.solver,
+                                       steps=args.ode_steps),
+    }
+    return suites[args.suite]()
+
+
+def run(args) -> int:
+    """Runs ``f2d2mini bench SUITE``: prints its tables and writes its JSON report."""
+    device = resolve_device(args.device)
+    json_path = args.json or RESULTS_DIR / f"{args.suite}.json"
+    result = _suite(args, device, json_path)
+    for table in result["tables"].values():
+        print(f"\n{table}")
+    path = write_report(json_path, device, **result["report"])
+    print(f"\nwrote {path}")
+    return 0

@@ -1,0 +1,168 @@
+"""Your own model (``f2d2mini bench own``): velocities that f2d2mini did not create, distilled through the front door
+:func:`f2d2mini.distill` with the rule's defaults, against their own per-point dopri5 likelihood (book chapter 8).
+
+Two parts. ``checkerboard``: the shipped checkerboard teacher hidden inside a plain ``nn.Module`` and inside a
+facebookresearch/flow_matching ``ModelWrapper`` (when installed), each distilled from a data tensor; their K-step
+error on held-out points and their density on the grid suite's grid, beside the shipped Shortcut map. ``wine``: a
+velocity trained in plain PyTorch (:func:`plain_teacher`, the loop chapter 8 writes by hand) on scikit-learn's wine
+features (13 dimensions, standardised, no download), distilled the same way; its K-step error on held-out rows,
+the first-order reversal beside it, and its speed against the teacher's dopri5.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from f2d2mini import base, checkpoint, distillation, flowmap, ode, student, toy
+from f2d2mini.bench.flowmaps import grid_reference, grid_rows
+from f2d2mini.bench.solvers import heldout, load_saved
+from f2d2mini.bench.tables import Table, median_seconds
+
+__all__ = ["PlainVelocity", "plain_teacher", "wine", "own_suite", "DATA_POINTS", "DATA_SEED", "WINE_HELDOUT",
+           "WINE_SEED", "WINE_TEACHER"]
+
+DATA_POINTS = 50_000  # the checkerboard "dataset" the wrapped teacher is distilled from
+DATA_SEED = 7  # its seed (the held-out points have bench.HELDOUT_SEED)
+WINE_HELDOUT = 30  # wine rows held out of training (of 178)
+WINE_SEED = 0  # the split's seed
+WINE_TEACHER = dict(steps=1000, width=64, noise=0.2)  # plain_teacher on the 148 wine rows: longer or wider runs, or
+# no noise, fit the training rows better and the held-out rows worse (it has few rows to learn 13 dimensions from)
+
+
+class PlainVelocity(nn.Module):
+    """A velocity as someone outside f2d2mini writes it: an MLP on [x, t] with ``forward(x, t)``."""
+
+    def __init__(self, dim: int, width: int = 256, depth: int = 3):
+        super().__init__()
+        layers, d = [], dim + 1
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.SiLU()]
+            d = width
+        self.net = nn.Sequential(*layers, nn.Linear(d, dim))
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x, t.reshape(-1, 1).expand(len(x), 1)], dim=1))
+
+
+def plain_teacher(data: torch.Tensor, steps: int, *, width: int = 256, noise: float = 0.0, batch_size: int = 256,
+                  lr: float = 1e-3, seed: int = 0) -> PlainVelocity:
+    """Flow matching in plain PyTorch on the rows of ``data`` ``[N, d]``: Adam, cosine decay, no EMA. ``noise`` > 0
+    adds N(0, noise^2 I) to every drawn row (the teacher then learns the data smoothed by that kernel)."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = PlainVelocity(data.shape[1], width)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
+        x1 = data[torch.randint(len(data), (batch_size,), generator=gen)]
+        if noise:
+            x1 = x1 + noise * torch.randn(x1.shape, generator=gen)
+        x0, t = torch.randn(x1.shape, generator=gen), torch.rand(batch_size, generator=gen)
+        xt = (1 - t[:, None]) * x0 + t[:, None] * x1
+        loss = (model(xt, t) - (x1 - x0)).pow(2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval().requires_grad_(False)
+
+
+def wine(seed: int = WINE_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's wine features, standardised with the training rows' mean and spread: (train, held-out)."""
+    from sklearn.datasets import load_wine
+
+    x = torch.from_numpy(load_wine().data).float()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    train, test = x[order[WINE_HELDOUT:]], x[order[:WINE_HELDOUT]]
+    mean, std = train.mean(0), train.std(0)
+    return (train - mean) / std, (test - mean) / std
+
+
+def _rows(name: str, label: str, model, x: torch.Tensor, reference: torch.Tensor, ref_seconds: float) -> list[dict]:
+    """K-step error against the reference, backward jumps and the first-order reversal, and the K = 4 speed-up."""
+    rows = []
+    for k in flowmap.EVAL_STEPS:
+        for reversal in flowmap.REVERSALS:
+            err = model.log_prob(x, k, reversal=reversal) - reference
+            seconds = median_seconds(lambda: model.log_prob(x, k, reversal=reversal))  # noqa: B023
+            rows.append({"data": name, "map": label, "K": k, "reversal": reversal, "mae": err.abs().mean().item(),
+                         "mean error": err.mean().item(), "speedup vs dopri5": ref_seconds / seconds})
+    return rows
+
+
+def own_suite(checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000, out: Path | None = None,
+              parts=("checkerboard", "wine"), device: torch.device | str = "cpu") -> dict:
+    """The two parts (see the module docstring); the maps are saved into ``out`` when given."""
+    rows, grid, runs = [], [], []
+
+    def distil(label, teacher, data, name):
+        start = time.perf_counter()
+        model = student.distill(teacher, data, "shortcut", distillation.distill_config("shortcut", device=str(device)),
+                                name=f"{label} {name}")
+        runs.append({"data": name, "map": label, "d": data.shape[1], "rows": len(data),
+                     "train seconds": time.perf_counter() - start})
+        if out is not None:
+            checkpoint.save(model, Path(out) / f"f2d2_shortcut_{name}_{label}.pt")
+        return model
+
+    if "checkerboard" in parts:
+        density = toy.density("checkerboard")
+        teacher = load_saved(checkpoint.teacher_path("checkerboard", checkpoints),
+                             "f2d2mini teacher --density checkerboard", device)
+        x, data = heldout(density, n, device), density.sample(DATA_POINTS, seed=DATA_SEED).to(device)
+        start = time.perf_counter()
+        reference = ode.log_prob(teacher, x, "dopri5")
+        ref_seconds = time.perf_counter() - start
+        maps = {"shipped": load_saved(checkpoint.flow_map_path("checkerboard", "shortcut", checkpoints), "", device)}
+        maps["plain_module"] = distil("plain_module", _Hidden(teacher), data, "checkerboard")
+        try:
+            from flow_matching.utils import ModelWrapper
+
+            from f2d2mini import adapters
+
+            maps["flow_matching"] = distil("flow_matching", adapters.flow_matching(ModelWrapper(_Hidden(teacher))),
+                                           data, "checkerboard")
+        except ImportError:
+            pass
+        squares = grid_reference(teacher, density, device)
+        for label, model in maps.items():
+            rows += _rows("checkerboard", label, model, x, reference, ref_seconds)
+            grid += [r.__dict__ | {"rule": label} for r in grid_rows(model, "shortcut", density, squares)]
+    if "wine" in parts:
+        train, test = (part.to(device) for part in wine())
+        start = time.perf_counter()
+        teacher = plain_teacher(train, **WINE_TEACHER).to(device)
+        runs.append({"data": "wine", "map": "teacher (plain PyTorch, no map)", "d": train.shape[1], "rows": len(train),
+                     "train seconds": time.perf_counter() - start})
+        start = time.perf_counter()
+        reference = ode.likelihood(teacher, test, "dopri5")
+        ref_seconds = time.perf_counter() - start
+        runs[-1]["teacher NLL held-out"] = -reference.log_prob.mean().item()
+        runs[-1]["teacher NLL train"] = -ode.log_prob(teacher, train, "dopri5").mean().item()
+        runs[-1]["base NLL held-out"] = -base.log_prob(test).mean().item()
+        gaussian = torch.distributions.MultivariateNormal(train.mean(0), torch.cov(train.T))
+        runs[-1]["gaussian fit NLL held-out"] = -gaussian.log_prob(test).mean().item()
+        model = distil("plain_teacher", teacher, train, "wine")
+        rows += _rows("wine", "plain_teacher", model, test, reference.log_prob, ref_seconds)
+    formats = {"mae": ".4f", "mean error": "+.4f", "speedup vs dopri5": ".0f", "train seconds": ".0f"}
+    tables = {"runs": Table(runs, formats, title="Distillations through f2d2mini.distill (rule defaults: shortcut)"),
+              "likelihood": Table(rows, formats, title="K-step log-likelihood against the teacher's per-point dopri5"
+                                                       " (nats)")}
+    if grid:
+        tables["grid"] = Table(grid, title="On the grid suite's grid of [-6, 6]^2 against the teacher's dopri5")
+    return {"tables": tables, "report": {"runs": runs, "likelihood": rows, "grid": grid}}
+
+
+class _Hidden(nn.Module):
+    """An f2d2mini teacher behind a module f2d2mini does not know (no config, no warm start: a fresh map)."""
+
+    def __init__(self, velocity: nn.Module):
+        super().__init__()
+        self.velocity = velocity
+
+    def forward(self, x, t):
+        return self.velocity(x, t)
