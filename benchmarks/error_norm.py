@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this working tree's f2d2mini
 
 import f2d2mini as f2  # noqa: E402
-from f2d2mini.bench import Table, median_seconds, write_report  # noqa: E402
+from f2d2mini.reports import Table, median_seconds, write_report  # noqa: E402
 
 N = 2000  # points per case
 THIN = f2.toy.thin_mixture()  # a few paths bend much more than the rest

@@ -22,6 +22,7 @@ from f2d2mini import (
     ode,
     plots,
     pretrained,
+    reports,
     student,
     times,
     toy,
@@ -31,6 +32,6 @@ from f2d2mini.checkpoint import CheckpointError, load, save
 from f2d2mini.student import distill
 
 __all__ = ["adapters", "base", "checkpoint", "distillation", "divergence", "flowmap", "guidance", "images", "loop",
-           "losses", "metrics", "nets", "ode", "plots", "pretrained", "student", "times", "toy", "train", "save",
-           "load", "CheckpointError", "distill"]
+           "losses", "metrics", "nets", "ode", "plots", "pretrained", "reports", "student", "times", "toy", "train",
+           "save", "load", "CheckpointError", "distill"]
 __version__ = "0.1.0"

@@ -141,7 +141,7 @@ class VelocityCheck(NamedTuple):
     reversed_loss: float
 
 
-def check_velocity(teacher, batch: losses.Batch) -> VelocityCheck:
+def check_velocity(teacher, batch: base.Batch) -> VelocityCheck:
     """Calls ``teacher(x, t)`` on a small batch of the path and names what is wrong, before any training.
 
     Checks, in order: the call (when ``teacher(x, t)`` fails, the other known signatures are tried and the error

@@ -1,15 +1,26 @@
-"""The base distribution p_0 = N(0, sigma0^2 I) at t = 0 (book chapter 0)."""
+"""The base distribution p_0 = N(0, sigma0^2 I) at t = 0 (book chapter 0), and a training batch: draws of the base
+paired with data."""
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from f2d2mini import checks
 
-__all__ = ["log_prob", "make_generator", "sample", "sigma0_of", "resolve_sigma0", "same_sigma0", "SIGMA0",
+__all__ = ["Batch", "log_prob", "make_generator", "sample", "sigma0_of", "resolve_sigma0", "same_sigma0", "SIGMA0",
            "SEED_RANGE"]
+
+
+class Batch(NamedTuple):
+    """One training batch: noise ``x0`` from the base and data ``x1``, both ``[B, *shape]`` on the training
+    device."""
+
+    x0: torch.Tensor
+    x1: torch.Tensor
+
 
 SIGMA0 = 1.0  # the convention for a velocity that declares no base (a plain function v(x, t))
 SEED_RANGE = (-(2**63), 2**64 - 1)  # the seeds torch.Generator.manual_seed accepts

@@ -21,7 +21,7 @@ from torch import nn
 from f2d2mini import checks, coverage, flowmap, losses, nets, ode, times
 from f2d2mini.loop import LoopConfig, resolve_device
 
-__all__ = ["DistillConfig", "RULE_CHANGES", "distill_config", "distill_loss", "frozen"]
+__all__ = ["DistillConfig", "RULE_CHANGES", "PathPoints", "distill_config", "distill_loss", "frozen"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
         raise ValueError(f"config.div_scale must be the map's R > 0, got {config.div_scale!r}")
     device = resolve_device(config.device)
     teacher = frozen(teacher, device)
-    parts = _parts(config)
+    sizes = _sizes(config)
     rule_loss = losses.RULE_LOSSES[rule]
     grid_steps = torch.tensor(config.grid_steps, device=device)  # once, not a host-to-device copy per step
     bank = None
@@ -113,34 +113,30 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
     def loss_fn(model, step, gen):
         nonlocal bank
         x0, x1 = draw(gen, step)
-        t, s = _pairs(len(x1), parts.diagonal, parts.grid, grid_steps, config.time_power, gen)
-        xt = losses.interpolate(x0, x1, t)
         if bank is None and config.coverage_fraction:  # the data's shape is known now
             bank = coverage.trajectories(teacher, config.coverage_box, tuple(x1.shape[1:]), config.coverage_points,
                                          config.coverage_steps, divergence=config.divergence, device=device,
                                          progress=config.progress)
-        if parts.covered_tangent:
-            cover = coverage.tangent_points(bank, parts.covered_tangent, gen)
-            xt[parts.diagonal - parts.covered_tangent:parts.diagonal] = cover.x
-            t[parts.diagonal - parts.covered_tangent:parts.diagonal] = cover.t
-        extra = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=config.div_scale,
-                     adaptive_power=config.adaptive_power)
-        d, end = parts.diagonal, config.batch_size - parts.covered_jumps
-        target = losses.teacher_targets(teacher, xt[:d], t[:d], config.divergence, config.probes, gen)
-        diag = losses.tangent(model, target, xt[:d], t[:d], **extra)
-        off = rule_loss(model, teacher, xt[d:end], t[d:end], s[d:end], divergence=config.divergence,
-                        probes=config.probes, generator=gen, **extra)
-        if parts.covered_jumps:
-            off = _with_teacher_jumps(off, model, bank, parts, grid_steps, gen, extra)
+        tangent, off = _path_points(x0, x1, bank, sizes, grid_steps, config.time_power, gen)
+        weights = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=config.div_scale,
+                       adaptive_power=config.adaptive_power)
+        target = losses.teacher_targets(teacher, tangent.x, tangent.t, config.divergence, config.probes, gen)
+        diag = losses.tangent(model, target, tangent.x, tangent.t, **weights)
+        off = rule_loss(model, teacher, off.x, off.t, off.s, divergence=config.divergence, probes=config.probes,
+                        generator=gen, **weights)
+        if sizes.covered_jumps:  # drawn after the rule's probes: the random streams of every run stay as they were
+            jump = coverage.jumps(bank, sizes.covered_jumps, grid_steps, gen)
+            cover = losses.teacher_jumps(model, jump.x, jump.t, jump.s, losses.Targets(jump.u, jump.D), **weights)
+            off = losses.LossOutput(off.loss + cover.loss, {**off.metrics, **cover.metrics})
         return losses.LossOutput(diag.loss + off.loss, {**diag.metrics, **off.metrics})
 
     return loss_fn
 
 
-class _Parts(NamedTuple):
-    """How a batch divides: ``diagonal`` tangent points (the last ``covered_tangent`` of them from the coverage
-    bank), then the off-diagonal ones (the first ``grid`` on the K-step grids, the last ``covered_jumps`` the
-    teacher's jumps from the bank)."""
+class _Sizes(NamedTuple):
+    """How a batch divides: ``diagonal`` tangent points (``covered_tangent`` of them from the coverage bank), then
+    the off-diagonal ones (``grid`` of them on the K-step grids, ``covered_jumps`` the teacher's jumps from the
+    bank, the rest where the rule sets the targets)."""
 
     diagonal: int
     grid: int
@@ -149,7 +145,15 @@ class _Parts(NamedTuple):
     off_diagonal: int
 
 
-def _parts(config: DistillConfig) -> _Parts:
+class PathPoints(NamedTuple):
+    """Points ``x`` ``[n, *shape]`` at times ``t`` with jumps to ``s`` (``[n]`` each; s = t on the diagonal)."""
+
+    x: torch.Tensor
+    t: torch.Tensor
+    s: torch.Tensor
+
+
+def _sizes(config: DistillConfig) -> _Sizes:
     n_diag = round(config.batch_size * config.diagonal_fraction)
     n_off = config.batch_size - n_diag
     if not 0 < n_diag < config.batch_size:
@@ -160,17 +164,22 @@ def _parts(config: DistillConfig) -> _Parts:
         raise ValueError(f"coverage_fraction {config.coverage_fraction} must leave off-diagonal points to the rule "
                          f"(it leaves {n_off - jumps}), and coverage_steps {config.coverage_steps} must be a "
                          f"multiple of every K in grid_steps {config.grid_steps}")
-    return _Parts(n_diag, round(n_off * config.grid_fraction), round(n_diag * config.coverage_fraction), jumps, n_off)
+    return _Sizes(n_diag, round(n_off * config.grid_fraction), round(n_diag * config.coverage_fraction), jumps, n_off)
 
 
-def _with_teacher_jumps(off: losses.LossOutput, model, bank, parts: _Parts, grid_steps, gen,
-                        extra: dict) -> losses.LossOutput:
-    """The off-diagonal loss plus the coverage jumps' squared errors against the teacher's exact jumps, each the mean
-    over its own points (the rare stiff jumps off the data weigh as much as the rule's whole part)."""
-    jump = coverage.jumps(bank, parts.covered_jumps, grid_steps, gen)
-    cover = losses.regress(model(jump.x, jump.t, jump.s), losses.Targets(jump.u, jump.D), extra["d_weight"],
-                           extra["div_scale"], "coverage", extra["adaptive_power"])
-    return losses.LossOutput(off.loss + cover.loss, {**off.metrics, **cover.metrics})
+def _path_points(x0, x1, bank, sizes: _Sizes, grid_steps, time_power: float, gen) -> tuple[PathPoints, PathPoints]:
+    """The batch's tangent points (on the data path, then ``sizes.covered_tangent`` stored states of the bank) and
+    its off-diagonal points for the rule, on the data path at (t, s) of :func:`_pairs`."""
+    t, s = _pairs(len(x1), sizes.diagonal, sizes.grid, grid_steps, time_power, gen)
+    xt = losses.interpolate(x0, x1, t)
+    on_path = sizes.diagonal - sizes.covered_tangent
+    tangent = PathPoints(xt[:on_path], t[:on_path], t[:on_path])
+    if sizes.covered_tangent:
+        cover = coverage.tangent_points(bank, sizes.covered_tangent, gen)
+        t_all = torch.cat([tangent.t, cover.t])
+        tangent = PathPoints(torch.cat([tangent.x, cover.x]), t_all, t_all)
+    rule = slice(sizes.diagonal, len(x1) - sizes.covered_jumps)
+    return tangent, PathPoints(xt[rule], t[rule], s[rule])
 
 
 def _pairs(n: int, n_diag: int, n_grid: int, grid_steps: torch.Tensor, time_power: float, gen) -> times.TimePairs:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from f2d2mini import base, checkpoint, checks, distributed, train_state
+from f2d2mini import base, checkpoint, checks, distributed, reports, train_state
 from f2d2mini.train_state import STATE_FORMAT
 
 __all__ = ["LoopConfig", "History", "fit", "resolve_device", "DEVICES", "STATE_FORMAT", "EMA_WARMUP"]
@@ -135,7 +135,7 @@ def fit(model: nn.Module, loss_fn: Callable, config: LoopConfig, *, seed: int = 
         _step(loop, net, loss_fn, step, config, bf16)
         if loop.step % config.log_every == 0 or loop.step == config.steps:
             _log(loop.history, loop.step, loop.window, config.lr)
-            _synchronize(loop.gen.device)  # the last step's backward too: elapsed times are true times on a GPU
+            reports.synchronize(loop.gen.device)  # the last step's backward too: elapsed times are true times on a GPU
             loop.history.elapsed.append(seconds0 + time.perf_counter() - start)
             rate = config.batch_size * (loop.step - first) / (time.perf_counter() - start)
             bar.set_postfix({"loss": f"{loop.history.loss[-1]:.4f}", f"{unit}/s": f"{rate:.0f}"})
@@ -186,11 +186,6 @@ def _step(loop: _Loop, net: nn.Module, loss_fn: Callable, step: int, config: Loo
         torch._foreach_lerp_(list(loop.ema.parameters()), list(loop.model.parameters()), 1 - decay)
     loop.window.append((out.loss.detach(), out.metrics))
     loop.step = step + 1
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _window_rows(window: list[tuple[torch.Tensor, dict[str, torch.Tensor]]]) -> tuple[list[str], list[list[float]]]:

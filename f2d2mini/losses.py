@@ -11,11 +11,13 @@ from typing import NamedTuple
 
 import torch
 
+from f2d2mini import times
+from f2d2mini.base import Batch
 from f2d2mini.flowmap import FlowMapOutput
 
-__all__ = ["LossOutput", "Batch", "Targets", "LagrangianPrediction", "interpolate", "flow_matching",
-           "teacher_targets", "regress", "tangent", "shortcut", "shortcut_target", "meanflow", "eulerian_prediction",
-           "lsd", "lsd_prediction", "RULES", "RULE_LOSSES", "ADAPTIVE_EPS"]
+__all__ = ["LossOutput", "Batch", "Targets", "LagrangianPrediction", "interpolate", "flow_matching", "teacher_loss",
+           "teacher_targets", "regress", "tangent", "teacher_jumps", "shortcut", "shortcut_target", "meanflow",
+           "eulerian_prediction", "lsd", "lsd_prediction", "RULES", "RULE_LOSSES", "ADAPTIVE_EPS"]
 
 
 class LossOutput(NamedTuple):
@@ -25,17 +27,21 @@ class LossOutput(NamedTuple):
     metrics: dict[str, torch.Tensor]
 
 
-class Batch(NamedTuple):
-    """One training batch: noise ``x0`` and data ``x1``, both ``[B, *shape]`` on the training device."""
-
-    x0: torch.Tensor
-    x1: torch.Tensor
-
-
 def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The linear path x_t = (1 - t) x0 + t x1, with t ``[B]`` broadcast over the other axes."""
     tb = t.view(-1, *([1] * (x0.ndim - 1)))
     return (1 - tb) * x0 + tb * x1
+
+
+def teacher_loss(draw, time_power: float = 1.0):
+    """The flow-matching loss as a :func:`f2d2mini.loop.fit` loss ``(model, step, generator) -> LossOutput``:
+    ``draw(generator, step) -> Batch(x0, x1)`` gives each batch, t = 1 - (1 - U)^time_power."""
+
+    def loss_fn(model, step, gen):
+        x0, x1 = draw(gen, step)
+        return flow_matching(model, x0, x1, times.skewed(len(x1), time_power, gen))
+
+    return loss_fn
 
 
 def flow_matching(velocity, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> LossOutput:
@@ -100,6 +106,12 @@ def regress(out, target: Targets, d_weight: float, div_scale: float, prefix: str
     return LossOutput(err.mean(), {f"{prefix}/u": err_u.mean().detach(), f"{prefix}/D": err_d.mean().detach()})
 
 
+def teacher_jumps(model, x, t, s, target: Targets, *, d_weight=1.0, div_scale=1.0, adaptive_power=0.0) -> LossOutput:
+    """Coverage: (u, D) at (x, t, s) regressed onto the teacher's own jump there (:func:`f2d2mini.coverage.jumps`),
+    the mean over these points alone (the rare stiff jumps off the data weigh as much as the rule's whole part)."""
+    return regress(model(x, t, s), target, d_weight, div_scale, "coverage", adaptive_power)
+
+
 def _bcast(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t.view(-1, *([1] * (x.ndim - 1)))
 
@@ -120,8 +132,12 @@ def shortcut_target(model, x, t, s) -> Targets:
         return Targets((first.u + second.u) / 2, (first.D + second.D) / 2)
 
 
-def shortcut(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, adaptive_power=0.0, **_) -> LossOutput:
-    """Semigroup rule: regress (u, D) at (x, t, s) onto :func:`shortcut_target`, the average of two half jumps."""
+def shortcut(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence="exact", probes=1, generator=None,
+             adaptive_power=0.0) -> LossOutput:
+    """Semigroup rule: regress (u, D) at (x, t, s) onto :func:`shortcut_target`, the average of two half jumps.
+
+    Its targets are the map's own, so it never calls ``teacher`` nor draws probes: ``teacher``, ``divergence``,
+    ``probes`` and ``generator`` are accepted so that every rule takes the same arguments, and unused."""
     return regress(model(x, t, s), shortcut_target(model, x, t, s), d_weight, div_scale, "shortcut", adaptive_power)
 
 

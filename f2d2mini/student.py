@@ -101,7 +101,7 @@ def tensor_batches(data: torch.Tensor, batch_size: int, sigma0: float, seed: int
             cache[epoch] = torch.randperm(n, generator=gen)
         return cache[epoch]
 
-    def draw(gen: torch.Generator, step: int) -> losses.Batch:
+    def draw(gen: torch.Generator, step: int) -> base.Batch:
         device = gen.device
         positions = range(step * batch_size, (step + 1) * batch_size)
         by_epoch = {}
@@ -109,7 +109,7 @@ def tensor_batches(data: torch.Tensor, batch_size: int, sigma0: float, seed: int
             by_epoch.setdefault(i // n, []).append(i % n)
         rows = torch.cat([order(e)[torch.tensor(p)] for e, p in by_epoch.items()])
         x1 = data[rows.to(data.device)].to(device)
-        return losses.Batch(sigma0 * torch.randn(x1.shape, generator=gen, device=device), x1)
+        return base.Batch(sigma0 * torch.randn(x1.shape, generator=gen, device=device), x1)
 
     return draw
 
@@ -125,11 +125,11 @@ def _check_data(data: torch.Tensor) -> torch.Tensor:
     return data.float()
 
 
-def check_teacher(teacher, batch: losses.Batch, divergence: str, generator: torch.Generator) -> None:
+def check_teacher(teacher, batch: base.Batch, divergence: str, generator: torch.Generator) -> None:
     """Before training: :func:`f2d2mini.adapters.check_velocity` on ``batch``, and one divergence (a
     ``torch.func.vjp``; Hutchinson probes from ``generator``) to show that the teacher is differentiable in x."""
     x0, x1 = batch.x0[:CHECK_POINTS], batch.x1[:CHECK_POINTS]
-    adapters.check_velocity(teacher, losses.Batch(x0, x1))
+    adapters.check_velocity(teacher, base.Batch(x0, x1))
     t = torch.full((len(x1),), adapters.CHECK_TIMES[0], dtype=x1.dtype, device=x1.device)
     xt = losses.interpolate(x0, x1, t)
     try:

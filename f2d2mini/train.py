@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from f2d2mini import base, flowmap, losses, nets, student, times, toy
+from f2d2mini import base, flowmap, losses, nets, student, toy
 from f2d2mini.distillation import DistillConfig, distill_config
 from f2d2mini.loop import LoopConfig, fit
 
-__all__ = ["TeacherConfig", "DistillConfig", "teacher", "distill", "distill_config", "teacher_loss",
+__all__ = ["TeacherConfig", "DistillConfig", "teacher", "distill", "distill_config",
            "density_batches", "STEP_SEED_STRIDE"]
 
 STEP_SEED_STRIDE = student.STEP_SEED_STRIDE  # step k of seed s draws its data from seed s * STRIDE + k off the CPU
@@ -35,25 +35,15 @@ class TeacherConfig(LoopConfig):
     time_power: float = 2.0  # t = 1 - (1 - U)^time_power, U ~ U(0, 1): 1 is uniform, > 1 favours the data end
 
 
-def teacher_loss(draw: Callable, time_power: float = 1.0) -> Callable:
-    """The flow-matching loss as a ``fit`` loss: ``draw(generator, step) -> Batch(x0, x1)`` gives each batch."""
-
-    def loss_fn(model, step, gen):
-        x0, x1 = draw(gen, step)
-        return losses.flow_matching(model, x0, x1, times.skewed(len(x1), time_power, gen))
-
-    return loss_fn
-
-
 def density_batches(density: toy.Density, n: int, sigma0: float, seed: int) -> Callable:
     """``draw(generator, step) -> Batch(x0, x1)``: noise x0 ~ N(0, sigma0^2 I) and fresh data x1 ~ density, both on
     the generator's device. Densities sample on the CPU: CPU runs reuse the loop's generator, others a per-step one.
     """
 
-    def draw(gen: torch.Generator, step: int) -> losses.Batch:
+    def draw(gen: torch.Generator, step: int) -> base.Batch:
         cpu_gen = gen if gen.device.type == "cpu" else base.make_generator(seed * STEP_SEED_STRIDE + step)
         x1 = density.sample(n, generator=cpu_gen).to(gen.device)
-        return losses.Batch(sigma0 * torch.randn(x1.shape, generator=gen, device=gen.device), x1)
+        return base.Batch(sigma0 * torch.randn(x1.shape, generator=gen, device=gen.device), x1)
 
     return draw
 
@@ -67,7 +57,7 @@ def teacher(density: toy.Density, config: TeacherConfig = TeacherConfig(), seed:
     torch.manual_seed(seed)
     model = nets.VelocityMLP(config.net)
     draw = density_batches(density, config.batch_size, config.net.sigma0, seed)
-    return fit(model, teacher_loss(draw, config.time_power), config, seed=seed, desc=f"teacher {density.name}",
+    return fit(model, losses.teacher_loss(draw, config.time_power), config, seed=seed, desc=f"teacher {density.name}",
                metadata={"density": density.name})
 
 

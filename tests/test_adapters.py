@@ -14,7 +14,7 @@ GMM = f2.toy.GaussianMixture([[1.5, 0.0], [-1.5, 0.5]], [[[0.2, 0.0], [0.0, 0.3]
 
 def path_batch(n=256, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return f2.losses.Batch(torch.randn(n, 2, generator=g), GMM.sample(n, generator=g))
+    return f2.base.Batch(torch.randn(n, 2, generator=g), GMM.sample(n, generator=g))
 
 
 def test_reverse_time_flips_a_backwards_model_exactly():

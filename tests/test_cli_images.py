@@ -13,6 +13,7 @@ from test_cli import run  # the same capture of exit code and output as the 2-D 
 import f2d2mini
 from f2d2mini.bench import images as bench_images
 from f2d2mini.images import cli as images_cli
+from f2d2mini.images import data
 
 TINY = ("--steps", "6", "--batch-size", "8", "--device", "cpu")
 
@@ -69,30 +70,35 @@ def test_bad_inputs_exit_2(capsys, tmp_path):
 
 def test_gpu_check_tiny_runs_on_the_cpu(capsys, tmp_path):
     try:
-        bench_images.find_mnist()
+        data.mnist_root()
     except FileNotFoundError as err:
         pytest.skip(str(err))
     code, text = run(capsys, "bench", "gpu", "--tiny", "--device", "cpu", "--json", str(tmp_path / "gpu.json"))
     assert code == 0 and "F2D2 K = 8" in text and "CIFAR-10 config" in text and (tmp_path / "gpu.json").is_file()
     code, text = run(capsys, "bench", "gpu", "--mnist", str(tmp_path / "nowhere"), "--device", "cpu")
-    assert code == 2 and str(tmp_path / "nowhere") in text and bench_images.MNIST_ENV in text
+    assert code == 2 and str(tmp_path / "nowhere") in text and data.MNIST_ENV in text
 
 
 def test_mnist_is_looked_for_in_the_flag_else_the_environment_else_beside_the_repository(tmp_path, monkeypatch):
-    monkeypatch.setenv(bench_images.MNIST_ENV, str(tmp_path / "env"))
-    assert bench_images.mnist_folder(tmp_path / "flag") == tmp_path / "flag"
-    assert bench_images.mnist_folder() == tmp_path / "env"
-    with pytest.raises(FileNotFoundError, match=f"not found in {tmp_path / 'env'} \\(chosen by \\$F2D2MINI_MNIST\\)"):
-        bench_images.find_mnist()
-    monkeypatch.delenv(bench_images.MNIST_ENV)
-    assert bench_images.mnist_folder() == bench_images.REPO.parent / "shared" / "data" / "mnist"
+    for name in ("flag", "env"):
+        (tmp_path / name).mkdir()
+        for kind in ("images-idx3", "labels-idx1"):
+            (tmp_path / name / f"t10k-{kind}-ubyte.gz").touch()
+    monkeypatch.setenv(data.MNIST_ENV, str(tmp_path / "env"))
+    assert data.mnist_root(tmp_path / "flag") == tmp_path / "flag"
+    assert data.mnist_root() == tmp_path / "env"
+    monkeypatch.setenv(data.MNIST_ENV, str(tmp_path / "nowhere"))
+    chosen = f"not found in {tmp_path / 'nowhere'} \\(chosen by \\$F2D2MINI_MNIST\\)"
+    with pytest.raises(FileNotFoundError, match=chosen):
+        data.mnist_root()
+    assert data.SHARED_MNIST == Path(f2d2mini.__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def test_mnist_cpu_benchmark_quick(capsys, tmp_path):
     """``f2d2mini bench mnist --quick`` (= python benchmarks/mnist_cpu.py --quick): the full benchmark's code path at
     tiny budgets, on the real MNIST test files."""
     try:
-        bench_images.find_mnist()
+        data.mnist_root()
     except FileNotFoundError as err:
         pytest.skip(str(err))
     report_path = tmp_path / "mnist.json"

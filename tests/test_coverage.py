@@ -67,7 +67,7 @@ def test_distillation_covers_a_share_of_each_part_and_saves_the_region(tmp_path)
     config = f2.train.DistillConfig(steps=3, warm_steps=1, batch_size=16, coverage_fraction=0.25,
                                     coverage_points=64, coverage_steps=8, progress=False,
                                     net=f2.nets.MLPConfig(width=8, depth=1, time_frequencies=2))
-    parts = f2.distillation._parts(config)
+    parts = f2.distillation._sizes(config)
     assert (parts.diagonal, parts.covered_tangent, parts.off_diagonal, parts.covered_jumps) == (4, 1, 12, 3)
     model = f2.train.distill(GMM.velocity, GMM, "lsd", config)
     assert model.region == coverage.Region(config.coverage_box)
@@ -75,7 +75,7 @@ def test_distillation_covers_a_share_of_each_part_and_saves_the_region(tmp_path)
     f2.save(model, tmp_path / "map.pt")
     assert f2.load(tmp_path / "map.pt").region == model.region
     uncovered = dataclasses.replace(config, coverage_fraction=0.0)
-    assert f2.distillation._parts(uncovered).covered_jumps == 0
+    assert f2.distillation._sizes(uncovered).covered_jumps == 0
     assert f2.train.distill(GMM.velocity, GMM, "lsd", uncovered).region is None
     with pytest.raises(ValueError, match="coverage_steps 6 must be a multiple of every K"):
-        f2.distillation._parts(dataclasses.replace(config, coverage_steps=6))
+        f2.distillation._sizes(dataclasses.replace(config, coverage_steps=6))

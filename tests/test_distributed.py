@@ -16,7 +16,7 @@ import torch
 import torch.multiprocessing as mp
 from test_images import TINY_NET
 
-from f2d2mini import checkpoint, distributed
+from f2d2mini import checkpoint, distributed, losses
 from f2d2mini.images import data, likelihood
 from f2d2mini.images import train as images_train
 
@@ -57,10 +57,10 @@ def _worker(rank: int, port: int, folder: Path) -> None:
     torch.manual_seed(0)
     straight = images_train.teacher(train, CONFIG)
     resumable = replace(CONFIG, checkpoint_every=5)
-    original, images_train.teacher_loss = images_train.teacher_loss, _interrupting(images_train.teacher_loss)
+    original, losses.teacher_loss = losses.teacher_loss, _interrupting(losses.teacher_loss)
     with pytest.raises(KeyboardInterrupt):
         images_train.teacher(train, resumable, state_path=state)
-    images_train.teacher_loss = original
+    losses.teacher_loss = original
     resumed = images_train.teacher(train, resumable, state_path=state, resume=True)
     out.update(straight=[p.detach().clone() for p in straight.parameters()], history=straight.history,
                resumed=[p.detach().clone() for p in resumed.parameters()], resumed_history=resumed.history)

@@ -17,13 +17,12 @@ import torch
 
 import f2d2mini as f2
 from f2d2mini import base, checks, flowmap, loop, ode
-from f2d2mini.bench.images import mnist_folder
 from f2d2mini.images import data, likelihood, quality, unet
 from f2d2mini.images import train as images_train
-from f2d2mini.train import teacher_loss
+from f2d2mini.losses import teacher_loss
 
 torch.set_num_threads(1)
-MNIST_DIR = mnist_folder()  # $F2D2MINI_MNIST, else shared/data/mnist beside the repository
+MNIST_DIR = data.SHARED_MNIST  # the real MNIST test split beside the repository
 TINY_NET = unet.UNetConfig(widths=(8, 16), embed_dim=16, time_frequencies=4, groups=4)
 
 

@@ -52,7 +52,7 @@ def test_training_steps_never_read_tensors_back_to_the_host(rule, monkeypatch):
     dens = f2.toy.density("gaussians8")
     draw = f2.train.density_batches(dens, 16, 1.0, seed=0)
     if rule == "teacher":
-        loss_fn = f2.train.teacher_loss(draw)
+        loss_fn = f2.losses.teacher_loss(draw)
         model = f2.nets.VelocityMLP(teacher.config)
     else:
         config = f2.train.distill_config(rule, batch_size=16, divergence="hutchinson", grid_fraction=0.5,
@@ -105,7 +105,7 @@ def test_history_times_each_entry_after_synchronizing(monkeypatch):
     from f2d2mini.bench.images import steady_rate
 
     synced = []
-    monkeypatch.setattr(f2.loop, "_synchronize", synced.append)
+    monkeypatch.setattr(f2.reports, "synchronize", synced.append)
 
     def loss_fn(net, step, gen):
         return f2.losses.LossOutput(net(torch.ones(4, 2)).pow(2).mean(), {})
@@ -119,7 +119,7 @@ def test_history_times_each_entry_after_synchronizing(monkeypatch):
 
 def test_median_seconds_waits_for_the_gpu(monkeypatch):
     """A CUDA call returns before its kernels finish: each timed call starts and ends on an idle GPU."""
-    from f2d2mini.bench import median_seconds
+    from f2d2mini.reports import median_seconds
 
     calls = []
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)

@@ -1,5 +1,5 @@
 """Benchmarks measured against exact answers (not timed tests). The command line (``f2d2mini bench SUITE``) and
-the scripts only call these; the tables they print are :class:`Table` s, the JSON lands in ``benchmarks/results/``.
+the scripts only call these; the JSON lands in ``benchmarks/results/``.
 
     solvers    "ode": the teachers' dopri5 likelihood vs the exact density; Euler / RK4 at K steps vs dopri5
     flowmaps   "f2d2": flow maps at K = 1, 2, 4, 8 vs the exact density and the teacher; speed; samples; guidance
@@ -9,10 +9,11 @@ the scripts only call these; the tables they print are :class:`Table` s, the JSO
     ood        "ood": a digits map's bits per dim of images that are not digits, against its teacher
     own        "own": models f2d2mini did not create (a hidden teacher, wine features) through f2d2mini.distill
     peer       "peer": the ODE likelihood and the maps against facebookresearch/flow_matching's ODE solver
-    tables     plain-text / markdown tables, JSON reports, the median wall-clock of a call
+    cli        the ``f2d2mini bench`` command
+Their tables, JSON reports and timings are :mod:`f2d2mini.reports`.
 """
 
-from f2d2mini.bench import flowmaps, images, mnist, ood, own, peer, seeds, solvers, tables
+from f2d2mini.bench import flowmaps, images, mnist, ood, own, peer, seeds, solvers
 from f2d2mini.bench.flowmaps import f2d2_suite
 from f2d2mini.bench.images import digits_cpu, gpu_check
 from f2d2mini.bench.mnist import mnist_cpu
@@ -21,8 +22,7 @@ from f2d2mini.bench.own import own_suite
 from f2d2mini.bench.peer import peer_suite
 from f2d2mini.bench.seeds import seeds_suite
 from f2d2mini.bench.solvers import HELDOUT_SEED, heldout, ode_suite
-from f2d2mini.bench.tables import Table, median_seconds, write_report
 
-__all__ = ["flowmaps", "images", "mnist", "ood", "own", "peer", "seeds", "solvers", "tables", "f2d2_suite",
+__all__ = ["flowmaps", "images", "mnist", "ood", "own", "peer", "seeds", "solvers", "f2d2_suite",
            "digits_cpu", "gpu_check", "mnist_cpu", "ood_suite", "own_suite", "peer_suite", "seeds_suite", "ode_suite",
-           "heldout", "HELDOUT_SEED", "Table", "median_seconds", "write_report"]
+           "heldout", "HELDOUT_SEED"]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from f2d2mini import checkpoint, losses, ode, toy
 from f2d2mini.bench.flowmaps import GRID_SIZE
-from f2d2mini.bench.tables import write_report
 from f2d2mini.loop import resolve_device
+from f2d2mini.reports import write_report
 
 __all__ = ["add_parser", "run", "RESULTS_DIR"]
 

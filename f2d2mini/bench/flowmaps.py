@@ -16,7 +16,7 @@ import torch
 
 from f2d2mini import base, checkpoint, flowmap, guidance, metrics, ode, toy
 from f2d2mini.bench.solvers import HELDOUT_SEED, heldout, load_saved, reference
-from f2d2mini.bench.tables import Table, median_seconds
+from f2d2mini.reports import Table, median_seconds
 
 __all__ = ["LikelihoodRow", "likelihood_row", "GridRow", "Grid", "grid_reference", "grid_rows", "SampleReference",
            "sample_reference", "f2d2_suite", "GUIDANCE_LRS", "N_SAMPLES", "SAMPLE_STEPS", "GRID_LIMIT", "GRID_SIZE",

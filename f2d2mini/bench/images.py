@@ -10,7 +10,6 @@ beside the repository.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -18,18 +17,14 @@ from pathlib import Path
 import torch
 
 from f2d2mini import base, checkpoint, ode
-from f2d2mini.bench.tables import Table
 from f2d2mini.images import data, likelihood, quality, unet
 from f2d2mini.images import train as images_train
 from f2d2mini.loop import resolve_device
+from f2d2mini.reports import Table
 
-__all__ = ["BPD_FORMATS", "MNIST_ENV", "N_TRAIN", "mnist_folder", "find_mnist", "mnist_test", "gpu_check", "digits_cpu",
+__all__ = ["N_TRAIN", "gpu_check", "digits_cpu",
            "sample_grid", "steady_rate", "FULL", "TINY"]
 
-BPD_FORMATS = {"bpd": ".4f", "gap": "+.4f", "seconds": ".2f"}  # how every bits-per-dim table prints
-MNIST_ENV = "F2D2MINI_MNIST"
-MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-REPO = Path(__file__).resolve().parents[2]
 N_TRAIN = 9000  # MNIST test images used for training; the other 1000 are scored
 FULL = dict(teacher_steps=4000, distill_steps=2500, warm_steps=600, batch=256, cifar_steps=150, cifar_warmup=50,
             cifar_batch=128, ode_solver="dopri5", ode_steps=None, n_test=1000)
@@ -39,34 +34,6 @@ TINY_MNIST_NET = unet.UNetConfig(channels=1, size=28, widths=(8, 16, 16), embed_
 TINY_CIFAR_NET = unet.UNetConfig(channels=3, size=32, widths=(8, 16, 16), embed_dim=16, time_frequencies=4, groups=4)
 DIGITS_GRID = 64  # images per sample grid
 DIGITS_ODE = dict(solver="rk4", steps=8, probes=4)  # the teacher's bits per dim on the digits: RK4-8, 4 probes
-
-
-def mnist_folder(explicit: str | Path | None = None) -> Path:
-    """Where MNIST's test files are looked for: ``explicit`` (``--mnist DIR``) if given, else ``$F2D2MINI_MNIST`` if
-    set, else ``shared/data/mnist`` beside the repository. A choice that was made is never silently replaced."""
-    if explicit:
-        return Path(explicit)
-    if os.environ.get(MNIST_ENV):
-        return Path(os.environ[MNIST_ENV])
-    return REPO.parent / "shared" / "data" / "mnist"
-
-
-def find_mnist(explicit: str | Path | None = None) -> Path:
-    """:func:`mnist_folder` if it holds MNIST's test files; else an error naming the folder and how to choose one."""
-    folder = mnist_folder(explicit)
-    missing = [name for name in MNIST_TEST_FILES if not (folder / name).is_file()]
-    if missing:
-        how = "--mnist DIR" if explicit else (f"${MNIST_ENV}" if os.environ.get(MNIST_ENV) else "the default")
-        raise FileNotFoundError(f"MNIST's {' and '.join(missing)} not found in {folder} (chosen by {how}); pass "
-                                f"--mnist DIR or set {MNIST_ENV} to a folder holding {' and '.join(MNIST_TEST_FILES)}")
-    return folder
-
-
-def mnist_test(folder: Path) -> data.Images:
-    """MNIST's 10,000 test images and labels from ``folder`` (see :func:`find_mnist`)."""
-    images = torch.from_numpy(data.read_idx(folder / MNIST_TEST_FILES[0]).copy())[:, None]
-    labels = torch.from_numpy(data.read_idx(folder / MNIST_TEST_FILES[1]).astype("int64"))
-    return data.Images(images, labels, data.LEVELS["mnist"], "mnist")
 
 
 def _peak_gib(device: torch.device) -> float:
@@ -113,7 +80,7 @@ def gpu_check(mnist: str | Path | None = None, tiny: bool = False, device: str =
     """
     start = time.perf_counter()
     device = resolve_device(device)
-    mnist_data = mnist_test(find_mnist(mnist))
+    mnist_data = data.load("mnist", data.mnist_root(mnist), "test", download=False)
     cfg = TINY if tiny else FULL
     torch.manual_seed(0)
     train = data.Images(mnist_data.images[:N_TRAIN], mnist_data.labels[:N_TRAIN], mnist_data.levels, "mnist")
@@ -135,7 +102,7 @@ def gpu_check(mnist: str | Path | None = None, tiny: bool = False, device: str =
              f"{total:.0f} s ==\nMNIST: {N_TRAIN} train / {len(test)} test images; teacher {t_config.steps} steps "
              f"{teacher.history.seconds:.0f} s, F2D2 {recipe.rule} {d_config.steps} steps "
              f"{model.history.seconds:.0f} s (batch {cfg['batch']}, bf16 {t_config.bf16 and device.type == 'cuda'})")
-    tables = {"bpd": Table(rows, BPD_FORMATS, title=title),
+    tables = {"bpd": Table(rows, likelihood.BPD_FORMATS, title=title),
               "cifar10": Table(cifar, {"params_M": ".1f", "img_per_s": ".0f", "peak_GiB": ".2f"},
                                title="CIFAR-10 config, random data:")}
     report = {"device_name": name, "tiny": tiny, "total_s": total, "teacher_config": asdict(t_config),
@@ -165,7 +132,7 @@ def digits_cpu(out: str | Path, rule: str | None = None, teacher_path: str | Pat
     t_total = time.perf_counter() - start
     sample_grid(teacher, model, test, out / "samples.png")
     title = f"digits: teacher {t_teacher:.0f} s, distill {t_distill:.0f} s, total {t_total:.0f} s"
-    return {"tables": {"bpd": Table(rows, BPD_FORMATS, title=title)},
+    return {"tables": {"bpd": Table(rows, likelihood.BPD_FORMATS, title=title)},
             "report": {"rows": [r._asdict() for r in rows], "teacher_s": t_teacher, "distill_s": t_distill,
                        "total_s": t_total}}
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from f2d2mini import checkpoint, checks, flowmap
-from f2d2mini.bench.images import BPD_FORMATS, N_TRAIN, find_mnist, mnist_test, sample_grid
-from f2d2mini.bench.tables import Table
+from f2d2mini.bench.images import N_TRAIN, sample_grid
 from f2d2mini.images import data, likelihood, unet
 from f2d2mini.images import train as images_train
+from f2d2mini.reports import Table
 
 __all__ = ["MnistCPUConfig", "QUICK", "TRAIN_SPLITS", "PROBE_SEEDS", "TARGETS", "mnist_cpu"]
 
@@ -55,7 +55,7 @@ QUICK = MnistCPUConfig(teacher_steps=20, distill_steps=10, warm_steps=5, batch_s
 def _splits(mnist, train_split: str, root, n_test: int) -> tuple[data.Images, torch.Tensor]:
     """The training images and the scored test images (uint8)."""
     checks.choice(train_split, TRAIN_SPLITS, "train split")
-    test = mnist_test(find_mnist(mnist))
+    test = data.load("mnist", data.mnist_root(mnist), "test", download=False)
     if train_split == "train":
         train = data.load("mnist", root, "train")
     else:
@@ -136,6 +136,7 @@ def mnist_cpu(out: str | Path, grid_path: str | Path, *, mnist: str | Path | Non
              f"{times['eval_s']:.0f} s, grid {times['grid_s']:.0f} s, total {times['total_s']:.0f} s")
     verdicts = _verdicts(rows)
     targets = Table([{"target": k, "met": v} for k, v in verdicts.items()], title="targets:")
-    return {"tables": {"bpd": Table(rows, {**BPD_FORMATS, "stderr": ".4f"}, title=title), "targets": targets},
+    formats = {**likelihood.BPD_FORMATS, "stderr": ".4f"}
+    return {"tables": {"bpd": Table(rows, formats, title=title), "targets": targets},
             "report": {"config": asdict(cfg), "train_split": train_split, "n_train": len(train.images),
                        "rows": rows, "targets": verdicts, **times}}

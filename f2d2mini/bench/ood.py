@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from f2d2mini import checkpoint, flowmap
-from f2d2mini.bench.tables import Table
 from f2d2mini.images import data, likelihood
+from f2d2mini.reports import Table
 
 __all__ = ["ood_inputs", "ood_rows", "ood_suite", "SHIFT", "REFERENCE"]
 

@@ -20,7 +20,7 @@ from torch import nn
 from f2d2mini import base, checkpoint, distillation, flowmap, ode, student, toy
 from f2d2mini.bench.flowmaps import grid_reference, grid_rows
 from f2d2mini.bench.solvers import heldout, load_saved
-from f2d2mini.bench.tables import Table, median_seconds
+from f2d2mini.reports import Table, median_seconds
 
 __all__ = ["PlainVelocity", "plain_teacher", "wine", "own_suite", "DATA_POINTS", "DATA_SEED", "WINE_HELDOUT",
            "WINE_SEED", "WINE_TEACHER"]

@@ -16,7 +16,7 @@ import torch
 
 from f2d2mini import base, checkpoint, flowmap, ode, toy
 from f2d2mini.bench.solvers import heldout, load_saved
-from f2d2mini.bench.tables import Table, median_seconds
+from f2d2mini.reports import Table, median_seconds
 
 __all__ = ["peer_log_prob", "peer_suite", "REPEATS", "TIME_POINTS", "PEER_TOL", "PEER_MISSING"]
 

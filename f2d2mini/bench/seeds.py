@@ -17,7 +17,7 @@ import torch
 from f2d2mini import checkpoint, flowmap, metrics, ode, toy, train
 from f2d2mini.bench.flowmaps import sample_reference
 from f2d2mini.bench.solvers import heldout, load_saved
-from f2d2mini.bench.tables import Table
+from f2d2mini.reports import Table
 
 __all__ = ["seed_row", "seeds_suite", "SAMPLE_K", "N_POINTS"]
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 
 from f2d2mini import checkpoint, ode, toy
-from f2d2mini.bench.tables import Table
+from f2d2mini.reports import Table
 
 __all__ = ["SolverRow", "Reference", "ReferenceSolve", "reference", "likelihood_vs_solver", "heldout", "load_saved",
            "ode_suite", "HELDOUT_SEED"]

@@ -20,11 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from f2d2mini import base, checkpoint, distributed, flowmap, losses, ode
-from f2d2mini.bench.images import BPD_FORMATS
-from f2d2mini.bench.tables import Table
 from f2d2mini.images import data as images_data
 from f2d2mini.images import likelihood, quality, train, unet
+from f2d2mini.images.likelihood import BPD_FORMATS
 from f2d2mini.loop import resolve_device
+from f2d2mini.reports import Table
 
 __all__ = ["add_parser", "run", "state_path"]
 

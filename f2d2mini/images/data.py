@@ -15,6 +15,7 @@ torchvision downloads them there first.
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
 from collections.abc import Callable
@@ -24,10 +25,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from f2d2mini import checks, losses
+from f2d2mini import base, checks
 
 __all__ = ["Images", "DATASETS", "SPLITS", "LEVELS", "SHAPES", "EVAL_BATCH", "eval_batch", "load", "read_idx",
-           "read_cifar_batch", "dequantize", "quantize", "batches", "mnist_files", "IdxFiles"]
+           "read_cifar_batch", "dequantize", "quantize", "batches", "mnist_files", "mnist_root", "IdxFiles",
+           "MNIST_ENV", "SHARED_MNIST"]
 
 DATASETS = ("digits", "mnist", "cifar10")
 SPLITS = ("train", "test")
@@ -41,6 +43,8 @@ DIGITS_TEST = 297  # the last 297 of scikit-learn's 1797 digits are the test spl
 MNIST_PREFIX = {"train": "train", "test": "t10k"}
 CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 CIFAR_FOLDER = "cifar-10-batches-py"
+MNIST_ENV = "F2D2MINI_MNIST"  # a folder holding MNIST's files (see mnist_root)
+SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"  # beside the repository
 IDX_DTYPE = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}  # idx type codes
 
 
@@ -59,7 +63,8 @@ def load(name: str, root: str | Path = "data", split: str = "train", download: b
 
     Args:
         name: one of :data:`DATASETS`.
-        root: folder holding (or receiving) the MNIST / CIFAR-10 files in torchvision's layout; unused for digits.
+        root: folder holding (or receiving) the MNIST / CIFAR-10 files in torchvision's layout (MNIST's may also
+            lie in ``root`` itself, as :func:`mnist_root` finds them); unused for digits.
         split: ``"train"`` or ``"test"``.
         download: let torchvision fetch missing MNIST / CIFAR-10 files into ``root``.
 
@@ -112,16 +117,29 @@ class IdxFiles(NamedTuple):
 
 
 def mnist_files(root: str | Path, split: str) -> IdxFiles | None:
-    """The (images, labels) idx files of an MNIST split under ``root/MNIST/raw`` (plain or .gz), or ``None``."""
-    raw = Path(root) / "MNIST" / "raw"
-    found = []
-    for kind in ("images-idx3", "labels-idx1"):
-        stem = raw / f"{MNIST_PREFIX[split]}-{kind}-ubyte"
-        path = next((p for p in (stem, stem.with_name(stem.name + ".gz")) if p.is_file()), None)
-        if path is None:
-            return None
-        found.append(path)
-    return IdxFiles(*found)
+    """The (images, labels) idx files of an MNIST split (plain or .gz) under ``root/MNIST/raw`` (torchvision's
+    layout) or directly in ``root`` (the files as downloaded), or ``None``."""
+    for folder in (Path(root) / "MNIST" / "raw", Path(root)):
+        found = []
+        for kind in ("images-idx3", "labels-idx1"):
+            stem = folder / f"{MNIST_PREFIX[split]}-{kind}-ubyte"
+            found.append(next((p for p in (stem, stem.with_name(stem.name + ".gz")) if p.is_file()), None))
+        if None not in found:
+            return IdxFiles(*found)
+    return None
+
+
+def mnist_root(explicit: str | Path | None = None) -> Path:
+    """Where MNIST's files are looked for when no ``root`` is given: ``explicit`` (a flag) if given, else
+    ``$F2D2MINI_MNIST`` if set, else ``shared/data/mnist`` beside the repository (which holds the test split). A
+    choice that was made is never silently replaced; the folder must hold the test split."""
+    folder = Path(explicit) if explicit else Path(os.environ[MNIST_ENV]) if os.environ.get(MNIST_ENV) else SHARED_MNIST
+    if mnist_files(folder, "test") is None:
+        how = "the flag" if explicit else (f"${MNIST_ENV}" if os.environ.get(MNIST_ENV) else "the default")
+        raise FileNotFoundError(f"MNIST's t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz not found in "
+                                f"{folder} (chosen by {how}); pass --mnist DIR or set {MNIST_ENV} to a folder holding "
+                                f"them")
+    return folder
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -202,13 +220,13 @@ def batches(data: Images, batch_size: int, sigma0: float = 1.0) -> Callable:
     checks.positive_int(batch_size, "batch_size")
     on_device = {}
 
-    def draw(gen: torch.Generator, step: int) -> losses.Batch:
+    def draw(gen: torch.Generator, step: int) -> base.Batch:
         device = gen.device
         if device not in on_device:  # the whole split lives on the training device, as uint8
             on_device[device] = data.images.to(device)
         images = on_device[device]
         idx = torch.randint(len(images), (batch_size,), generator=gen, device=device)
         x1 = dequantize(images[idx], data.levels, gen)
-        return losses.Batch(sigma0 * torch.randn(x1.shape, generator=gen, device=device), x1)
+        return base.Batch(sigma0 * torch.randn(x1.shape, generator=gen, device=device), x1)
 
     return draw

@@ -22,9 +22,11 @@ import torch
 from f2d2mini import base, checks, distributed, ode
 from f2d2mini.images import data as images_data
 
-__all__ = ["BPD", "bits_per_dim", "bpd", "ode_bpd", "bpd_table", "BPDRow", "DEQUANT_SEED", "true_float32"]
+__all__ = ["BPD", "bits_per_dim", "bpd", "ode_bpd", "bpd_table", "BPDRow", "DEQUANT_SEED", "BPD_FORMATS",
+           "true_float32"]
 
 DEQUANT_SEED = 0  # seed of the dequantization noise U shared by every evaluation
+BPD_FORMATS = {"bpd": ".4f", "gap": "+.4f", "seconds": ".2f"}  # how every bits-per-dim table prints
 
 
 class BPD(NamedTuple):

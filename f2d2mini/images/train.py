@@ -1,7 +1,7 @@
 """Training on images with the 2-D losses and loop: a U-Net teacher and its F2D2 joint flow map (book chapter 7).
 
 Nothing here is image-specific but the data and the network: the teacher minimises
-:func:`f2d2mini.train.teacher_loss`, the flow map :func:`f2d2mini.distillation.distill_loss` (Hutchinson
+:func:`f2d2mini.losses.teacher_loss`, the flow map :func:`f2d2mini.distillation.distill_loss` (Hutchinson
 divergence targets, phased), both through :func:`f2d2mini.loop.fit` (EMA, clipping, bf16 autocast on CUDA,
 checkpoints and resume). One recipe per dataset: ``RECIPES["digits" | "mnist" | "cifar10"]``. Under ``torchrun``
 each process trains on its own shard of the data with its share of the batch (:mod:`f2d2mini.distributed`).
@@ -16,11 +16,10 @@ from typing import NamedTuple
 
 import torch
 
-from f2d2mini import checks, distributed, loop, student
+from f2d2mini import checks, distributed, loop, losses, student
 from f2d2mini.distillation import DistillConfig
 from f2d2mini.images import data as images_data
 from f2d2mini.images import unet
-from f2d2mini.train import teacher_loss
 
 __all__ = ["ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "RULE", "JVP_RULES", "recipe", "teacher",
            "distill"]
@@ -119,7 +118,7 @@ def teacher(data: images_data.Images, config: ImageTeacherConfig = ImageTeacherC
     torch.manual_seed(seed)
     model = unet.UNetVelocity(config.net)
     draw = _draw(data, config.batch_size, config.net.sigma0)
-    return loop.fit(model, teacher_loss(draw, config.time_power), config, seed=seed, desc=f"teacher {data.name}",
+    return loop.fit(model, losses.teacher_loss(draw, config.time_power), config, seed=seed, desc=f"teacher {data.name}",
                     state_path=state_path, resume=resume, unit="img", metadata={"dataset": data.name})
 
 

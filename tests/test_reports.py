@@ -1,6 +1,6 @@
-"""bench.Table: the plain text and the markdown pipe table the chapters show."""
+"""reports.Table: the plain text and the markdown pipe table the chapters show; timings that wait for the GPU."""
 
-from f2d2mini.bench import Table
+from f2d2mini.reports import Table
 
 
 def test_markdown_is_a_pipe_table_with_escaped_pipes():

@@ -1,5 +1,5 @@
-"""Tables and reports of the benchmarks and the book: plain text for a terminal, markdown for a notebook, JSON for
-``benchmarks/results/``; and the median wall-clock of a call."""
+"""How results are reported, in the book, the benchmarks and the command line: tables (plain text for a terminal,
+markdown for a notebook), JSON reports for ``benchmarks/results/``, and wall-clock times that wait for the GPU."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Table", "as_dicts", "write_report", "median_seconds", "DEFAULT_FORMAT"]
+__all__ = ["Table", "as_dicts", "write_report", "median_seconds", "synchronize", "DEFAULT_FORMAT"]
 
 DEFAULT_FORMAT = ".4g"  # floats without a column format: 4 significant digits
 
@@ -85,19 +85,22 @@ def write_report(path: str | Path, device: torch.device | str, **fields) -> Path
     return path
 
 
-def _synchronize() -> None:
-    """Waits for every queued CUDA kernel (GPU calls return before their work is done); nothing without CUDA."""
-    if torch.cuda.is_initialized():
+def synchronize(device: torch.device | str | None = None) -> None:
+    """Waits for every queued CUDA kernel (GPU calls return before their work is done) on ``device`` (any GPU in use
+    when ``None``); nothing on the CPU."""
+    if device is None and torch.cuda.is_initialized():
         torch.cuda.synchronize()
+    elif device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
     """Median wall-clock of ``fn()`` over ``repeats`` calls, each timed from an idle GPU to the end of its work."""
     seconds = []
     for _ in range(repeats):
-        _synchronize()
+        synchronize()
         start = time.perf_counter()
         fn()
-        _synchronize()
+        synchronize()
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
