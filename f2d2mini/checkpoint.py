@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "save", "load", "read", "atomic_save", "register", "register_attribute", "FORMAT",
-           "FORMAT_NAME", "DEFAULT_DIR", "teacher_path", "flow_map_path"]
+__all__ = ["CheckpointError", "save", "save_trained", "load", "read", "atomic_save", "register", "register_attribute",
+           "FORMAT", "FORMAT_NAME", "DEFAULT_DIR", "teacher_path", "flow_map_path"]
 
 FORMAT_NAME = "f2d2mini-checkpoint"  # the format tag is FORMAT_NAME/version
 FORMAT = f"{FORMAT_NAME}/1"  # the one version this package writes and reads (there has been no other)
@@ -99,6 +99,12 @@ def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
     return atomic_save(payload, path)
+
+
+def save_trained(model: nn.Module, path: str | os.PathLike) -> str:
+    """:func:`save` of a freshly trained model (one with ``history``); returns the line the commands print."""
+    save(model, path)
+    return f"saved {path} (trained {model.history.seconds:.0f} s, final loss {model.history.loss[-1]:.4f})"
 
 
 def atomic_save(payload: dict, path: str | os.PathLike) -> Path:

@@ -81,13 +81,8 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_teacher(args) -> int:
     config = train.TeacherConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, device=args.device)
     model = train.teacher(toy.density(args.density), config, seed=args.seed)
-    _save(model, args.out or checkpoint.teacher_path(args.density))
+    print(checkpoint.save_trained(model, args.out or checkpoint.teacher_path(args.density)))
     return 0
-
-
-def _save(model, out: Path) -> None:
-    checkpoint.save(model, out)
-    print(f"saved {out} (trained {model.history.seconds:.0f} s, final loss {model.history.loss[-1]:.4f})")
 
 
 def _cmd_distill(args) -> int:
@@ -104,7 +99,8 @@ def _cmd_distill(args) -> int:
         data = read_tensor(args.data)
         model = student.distill(teacher, data, rule, config, seed=args.seed, name=args.data.stem,
                                 metadata={"data": str(args.data)})
-    _save(model, args.out or checkpoint.flow_map_path(args.density or args.data.stem, rule))
+    out = args.out or checkpoint.flow_map_path(args.density or args.data.stem, rule)
+    print(checkpoint.save_trained(model, out))
     return 0
 
 

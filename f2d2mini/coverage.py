@@ -119,7 +119,8 @@ def jumps(bank: TrajectoryBank, n: int, grid_steps: torch.Tensor, gen: torch.Gen
     kt[:on_grid], ks[:on_grid] = torch.round((1 - gt) * steps).long(), torch.round((1 - gs) * steps).long()
     t, s = 1 - kt.to(bank.x.dtype) / steps, 1 - ks.to(bank.x.dtype) / steps
     gap = s - t
-    u = (bank.x[ks, j] - bank.x[kt, j]) / gap.view(-1, *([1] * (bank.x.ndim - 2)))
+    start, end = bank.x[kt, j], bank.x[ks, j]
+    u = (end - start) / times.per_point(gap, start)
     return CoverageBatch(bank.x[kt, j], t, s, u, -(bank.delta[ks, j] - bank.delta[kt, j]) / gap)
 
 

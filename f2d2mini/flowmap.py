@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from f2d2mini import base, checkpoint, checks, coverage, nets
+from f2d2mini.times import per_point
 
 __all__ = ["FlowMapOutput", "FlowMapConfig", "JointFlowMap", "ODEFlowMap", "Jumps", "Samples", "jumps", "sample",
            "sample_and_log_prob", "log_prob", "REVERSALS", "EVAL_STEPS", "FewStepMethods"]
@@ -158,7 +159,7 @@ class ODEFlowMap(nn.Module):
         from f2d2mini import divergence, ode
 
         t, s = checks.time(t, len(x), x, "t"), checks.time(s, len(x), x, "s")
-        gap = s.view(-1, *([1] * (x.ndim - 1))) - t.view(-1, *([1] * (x.ndim - 1)))
+        gap = per_point(s, x) - per_point(t, x)
 
         def rhs(tau, y):
             out = divergence.exact(self.velocity, y[0], t + tau * (s - t))

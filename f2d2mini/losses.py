@@ -29,7 +29,7 @@ class LossOutput(NamedTuple):
 
 def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The linear path x_t = (1 - t) x0 + t x1, with t ``[B]`` broadcast over the other axes."""
-    tb = t.view(-1, *([1] * (x0.ndim - 1)))
+    tb = times.per_point(t, x0)
     return (1 - tb) * x0 + tb * x1
 
 
@@ -112,10 +112,6 @@ def teacher_jumps(model, x, t, s, target: Targets, *, d_weight=1.0, div_scale=1.
     return regress(model(x, t, s), target, d_weight, div_scale, "coverage", adaptive_power)
 
 
-def _bcast(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return t.view(-1, *([1] * (x.ndim - 1)))
-
-
 def tangent(model, target: Targets, x, t, *, d_weight=1.0, div_scale=1.0, adaptive_power=0.0) -> LossOutput:
     """Tangent condition: u(x, t, t) = v(x, t) and D(x, t, t) = -div v(x, t)."""
     return regress(model(x, t, t), target, d_weight, div_scale, "tangent", adaptive_power)
@@ -128,7 +124,7 @@ def shortcut_target(model, x, t, s) -> Targets:
     r = (t + s) / 2
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
         first = model(x, t, r)
-        second = model(x + _bcast(r - t, x) * first.u, r, s)
+        second = model(x + times.per_point(r - t, x) * first.u, r, s)
         return Targets((first.u + second.u) / 2, (first.D + second.D) / 2)
 
 
@@ -157,7 +153,7 @@ def eulerian_prediction(model, v: torch.Tensor, x, t, s) -> FlowMapOutput:
     equal to (v(x, t), -div v(x, t)): its end point does not move as its start slides along a trajectory."""
     out, dout = _jvp(model, (x, t, s), (v, torch.ones_like(t), torch.zeros_like(s)), x.device.type)
     gap = s - t
-    return FlowMapOutput(out.u - _bcast(gap, x) * dout.u, out.D - gap * dout.D)
+    return FlowMapOutput(out.u - times.per_point(gap, x) * dout.u, out.D - gap * dout.D)
 
 
 def meanflow(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence="exact", probes=1,
@@ -187,8 +183,8 @@ def lsd_prediction(model, x, t, s) -> LagrangianPrediction:
     and d_s[(s - t) D] = D + (s - t) d_s D, by one JVP in the end time s."""
     out, dout = _jvp(lambda s_: model(x, t, s_), (s,), (torch.ones_like(s),), x.device.type)
     gap = s - t
-    end = x + _bcast(gap, x) * out.u
-    return LagrangianPrediction(end, FlowMapOutput(out.u + _bcast(gap, x) * dout.u, out.D + gap * dout.D))
+    end = x + times.per_point(gap, x) * out.u
+    return LagrangianPrediction(end, FlowMapOutput(out.u + times.per_point(gap, x) * dout.u, out.D + gap * dout.D))
 
 
 def lsd(model, teacher, x, t, s, *, d_weight=1.0, div_scale=1.0, divergence="exact", probes=1,

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["TimePairs", "skewed", "grid_pairs"]
+__all__ = ["TimePairs", "skewed", "grid_pairs", "per_point"]
 
 
 class TimePairs(NamedTuple):
@@ -37,3 +37,8 @@ def grid_pairs(n: int, grid_steps: tuple[int, ...] | torch.Tensor, gen: torch.Ge
     start, end = k / k_steps, (k + 1) / k_steps
     backward = torch.rand(n, generator=gen, device=gen.device) < 0.5
     return TimePairs(torch.where(backward, end, start), torch.where(backward, start, end))
+
+
+def per_point(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Times ``[B]`` shaped ``[B, 1, ..., 1]`` to multiply points ``x`` ``[B, *shape]`` (one time per point)."""
+    return t.view(-1, *([1] * (x.ndim - 1)))

@@ -1,7 +1,8 @@
 """Benchmarks measured against exact answers (not timed tests). The command line (``f2d2mini bench SUITE``) and
 the scripts only call these; the JSON lands in ``benchmarks/results/``.
 
-    solvers    "ode": the teachers' dopri5 likelihood vs the exact density; Euler / RK4 at K steps vs dopri5
+    solvers    "ode": the teachers' dopri5 likelihood vs the exact density; Euler / RK4 at K steps vs dopri5;
+               "error-norm": the adaptive reference's per-point against whole-batch error control
     flowmaps   "f2d2": flow maps at K = 1, 2, 4, 8 vs the exact density and the teacher; speed; samples; guidance
     images     "digits" (CPU) and "gpu" (MNIST bits per dim vs K, the CIFAR-10 recipe's speed and memory)
     mnist      "mnist": real MNIST on the CPU, the teacher's dopri5 bits per dim against K jumps
@@ -21,8 +22,8 @@ from f2d2mini.bench.ood import ood_suite
 from f2d2mini.bench.own import own_suite
 from f2d2mini.bench.peer import peer_suite
 from f2d2mini.bench.seeds import seeds_suite
-from f2d2mini.bench.solvers import HELDOUT_SEED, heldout, ode_suite
+from f2d2mini.bench.solvers import HELDOUT_SEED, error_norm_suite, heldout, ode_suite
 
-__all__ = ["flowmaps", "images", "mnist", "ood", "own", "peer", "seeds", "solvers", "f2d2_suite",
-           "digits_cpu", "gpu_check", "mnist_cpu", "ood_suite", "own_suite", "peer_suite", "seeds_suite", "ode_suite",
-           "heldout", "HELDOUT_SEED"]
+__all__ = ["flowmaps", "images", "mnist", "ood", "own", "peer", "seeds", "solvers", "f2d2_suite", "digits_cpu",
+           "gpu_check", "mnist_cpu", "ood_suite", "own_suite", "peer_suite", "seeds_suite", "ode_suite",
+           "error_norm_suite", "heldout", "HELDOUT_SEED"]

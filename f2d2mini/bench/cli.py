@@ -1,7 +1,8 @@
 """``f2d2mini bench SUITE``: parses a suite's arguments, runs it, prints its tables and writes its JSON report.
 
-Suites: ode, f2d2, digits, mnist, gpu, ood, seeds, peer, own (``f2d2mini bench --help``; ``benchmarks/README.md``
-says what each measures). The JSON lands in ``benchmarks/results/SUITE.json`` unless ``--json`` says otherwise.
+Suites: ode, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error-norm (``f2d2mini bench --help``;
+``benchmarks/README.md`` says what each measures). The JSON lands in ``benchmarks/results/SUITE.json`` (dashes
+as underscores) unless ``--json`` says otherwise.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def add_parser(sub, device: dict) -> None:
     seeds.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     seeds.add_argument("--densities", nargs="+", choices=toy.NAMES, default=["checkerboard"])
     seeds.add_argument("--checkpoints", type=Path, default=checkpoint.DEFAULT_DIR, help="folder with the teachers")
+    error_norm = suites.add_parser("error-norm", help="dopri5 with per-point vs whole-batch error control")
+    error_norm.add_argument("--checkpoints", type=Path, default=checkpoint.DEFAULT_DIR, help="folder with the teachers")
     peer = suites.add_parser("peer", help="ODE likelihood and maps against facebookresearch/flow_matching's solver")
     peer.add_argument("--densities", nargs="+", choices=toy.NAMES, default=["checkerboard", "gaussians8"])
     peer.add_argument("--rules", nargs="+", choices=losses.RULES, default=list(losses.RULES))
@@ -72,7 +75,7 @@ def add_parser(sub, device: dict) -> None:
     gpu.add_argument("--tiny", action="store_true", help="tiny budgets: checks that everything runs (CPU, < 2 min)")
     for s in (mnist, gpu):
         s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
-    for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own):
+    for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error_norm):
         s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
         s.add_argument("--device", **device)
 
@@ -81,17 +84,15 @@ def _suite(args, device, json_path) -> dict:
     """The suite's ``{"tables": {name: Table}, "report": JSON-ready fields}``."""
     from f2d2mini import bench
 
-    if args.suite in ("ode", "f2d2"):
-        tables = (bench.ode_suite(args.densities, args.checkpoints, args.n, args.n_sweep, args.max_steps, device)
-                  if args.suite == "ode" else
-                  bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device, args.grid_size))
-        return {"tables": tables, "report": {name: table.rows for name, table in tables.items()}}
     suites = {
+        "ode": lambda: bench.ode_suite(args.densities, args.checkpoints, args.n, args.n_sweep, args.max_steps, device),
+        "f2d2": lambda: bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device, args.grid_size),
         "digits": lambda: bench.digits_cpu(args.out, args.rule, args.teacher),
         "mnist": lambda: bench.mnist_cpu(args.out, json_path.with_suffix(".png"), mnist=args.mnist, quick=args.quick,
                                          train_split=args.train_split, root=args.root, device=args.device),
         "gpu": lambda: bench.gpu_check(args.mnist, args.tiny, args.device),
         "seeds": lambda: bench.seeds_suite(args.rule, args.densities, args.seeds, args.checkpoints, device),
+        "error-norm": lambda: bench.error_norm_suite(args.checkpoints, device),
         "own": lambda: bench.own_suite(args.checkpoints, args.n, args.out, args.parts, device),
         "peer": lambda: bench.peer_suite(args.densities, args.rules, args.maps, args.checkpoints, args.n, device),
         "ood": lambda: bench.ood_suite(args.maps, args.teacher, args.n, device, solver=args.solver,
@@ -103,7 +104,7 @@ def _suite(args, device, json_path) -> dict:
 def run(args) -> int:
     """Runs ``f2d2mini bench SUITE``: prints its tables and writes its JSON report."""
     device = resolve_device(args.device)
-    json_path = args.json or RESULTS_DIR / f"{args.suite}.json"
+    json_path = args.json or RESULTS_DIR / f"{args.suite.replace('-', '_')}.json"
     result = _suite(args, device, json_path)
     for table in result["tables"].values():
         print(f"\n{table}")

@@ -125,8 +125,9 @@ def sample_reference(teacher, density: toy.Density, device: torch.device | str =
 
 def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard", "gaussians8"),
                checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
-               device: torch.device | str = "cpu", grid_size: int = GRID_SIZE) -> dict[str, Table]:
-    """Every saved map ``f2d2_RULE_DENSITY.pt`` under ``checkpoints`` with its teacher. Returns the tables by name."""
+               device: torch.device | str = "cpu", grid_size: int = GRID_SIZE) -> dict:
+    """Every saved map ``f2d2_RULE_DENSITY.pt`` under ``checkpoints`` with its teacher. Returns ``{"tables": {name:
+    Table}, "report": {name: rows}}``, as every suite does."""
     tables = {"likelihood": [], "grid": [], "speed": [], "samples": [], "guidance": []}
     for name in densities:
         density = toy.density(name)
@@ -158,7 +159,8 @@ def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard",
                       "against the teacher's ODE (dopri5, per-point error control)",
               "speed": "K = 4 likelihood against dopri5, same run", "samples": "Sample distance to fresh data "
               "(sliced W2)", "guidance": "Self-guidance, 1-step samples"}
-    return {key: Table(rows, title=f"{titles[key]}:") for key, rows in tables.items()}
+    tables = {key: Table(rows, title=f"{titles[key]}:") for key, rows in tables.items()}
+    return {"tables": tables, "report": {name: table.rows for name, table in tables.items()}}
 
 
 def _teacher_rows(teacher, density, x, exact, ref_log_prob) -> list[LikelihoodRow]:

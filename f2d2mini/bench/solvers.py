@@ -17,10 +17,10 @@ from typing import NamedTuple
 import torch
 
 from f2d2mini import checkpoint, ode, toy
-from f2d2mini.reports import Table
+from f2d2mini.reports import Table, median_seconds
 
 __all__ = ["SolverRow", "Reference", "ReferenceSolve", "reference", "likelihood_vs_solver", "heldout", "load_saved",
-           "ode_suite", "HELDOUT_SEED"]
+           "ode_suite", "error_norm_suite", "HELDOUT_SEED"]
 
 HELDOUT_SEED = 12345  # seed of the held-out evaluation points (training draws from its own seeded stream)
 
@@ -107,9 +107,10 @@ def load_saved(path: Path, make: str, device: torch.device | str = "cpu"):
 
 def ode_suite(densities=("checkerboard", "gaussians8"), checkpoints: str | Path = checkpoint.DEFAULT_DIR,
               n: int = 10_000, n_sweep: int = 1000, max_steps: int = 1024,
-              device: torch.device | str = "cpu") -> dict[str, Table]:
+              device: torch.device | str = "cpu") -> dict:
     """The saved teachers' dopri5 likelihood of ``n`` held-out points against the exact density, and Euler / RK4
-    at K = 1, 2, 4, ..., ``max_steps`` against dopri5 on ``n_sweep`` of them. Returns the tables by name."""
+    at K = 1, 2, 4, ..., ``max_steps`` against dopri5 on ``n_sweep`` of them. Returns ``{"tables": {name: Table},
+    "report": {name: rows}}``, as every suite does."""
     steps = [2**i for i in range(max_steps.bit_length()) if 2**i <= max_steps]
     refs, rows = [], []
     for name in densities:
@@ -119,6 +120,40 @@ def ode_suite(densities=("checkerboard", "gaussians8"), checkpoints: str | Path 
         ref, ref_lp = reference(model, density, x)
         refs.append(ref)
         rows += likelihood_vs_solver(model, density, x[:n_sweep], ref_lp[:n_sweep], steps=steps)
-    return {"reference": Table(refs, title="Teacher likelihood (dopri5, rtol = atol = 1e-5, exact divergence) "
-                                           "against the exact density:"),
-            "solvers": Table(rows, title=f"Fixed-step coupled ODE against dopri5 on {n_sweep} of those points:")}
+    tables = {"reference": Table(refs, title="Teacher likelihood (dopri5, rtol = atol = 1e-5, exact divergence) "
+                                             "against the exact density:"),
+              "solvers": Table(rows, title=f"Fixed-step coupled ODE against dopri5 on {n_sweep} of those points:")}
+    return {"tables": tables, "report": {name: table.rows for name, table in tables.items()}}
+
+
+ERROR_NORM_POINTS = 2000  # points per case of the error-norm suite
+ERROR_NORM_SEED = 7  # their seed
+
+
+def _error_norm_cases(checkpoints: str | Path, device):
+    """(name, velocity, points, exact log-density or None): two closed-form mixtures and the saved teachers."""
+    thin, g8 = toy.thin_mixture(), toy.density("gaussians8")
+    yield "gaussians8 (closed form)", g8.velocity, g8.sample(ERROR_NORM_POINTS, seed=ERROR_NORM_SEED), g8.log_prob
+    yield "thin mixture (closed form)", thin.velocity, thin.sample(ERROR_NORM_POINTS, seed=ERROR_NORM_SEED), \
+        thin.log_prob
+    for name in ("checkerboard", "gaussians8"):
+        teacher = load_saved(checkpoint.teacher_path(name, checkpoints), f"f2d2mini teacher --density {name}", device)
+        yield f"{name} teacher", teacher, toy.density(name).sample(ERROR_NORM_POINTS, seed=ERROR_NORM_SEED), None
+
+
+def error_norm_suite(checkpoints: str | Path = checkpoint.DEFAULT_DIR, device: torch.device | str = "cpu") -> dict:
+    """``f2d2mini bench error-norm``: dopri5 (rtol = atol = 1e-5) with per-point against whole-batch error control,
+    side by side: NFE, median time of 3 runs, and the error against the exact log-density where there is one."""
+    rows = []
+    for name, velocity, x, exact in _error_norm_cases(checkpoints, device):
+        for norm in ode.ERROR_NORMS:
+            res = ode.likelihood(velocity, x, "dopri5", error_norm=norm)
+            seconds = median_seconds(lambda: ode.likelihood(velocity, x, "dopri5", error_norm=norm), 3)  # noqa: B023
+            err = (res.log_prob - exact(x)).abs() if exact is not None else torch.full((1,), float("nan"))
+            rows.append({"case": name, "error_norm": norm, "nfe": res.nfe, "seconds": seconds,
+                         "max_error": err.max().item(), "mean_error": err.mean().item()})
+    title = (f"dopri5 (rtol = atol = 1e-5) on {ERROR_NORM_POINTS} points: per-point ('sample') vs whole-batch "
+             f"error control")
+    table = Table(rows, {"seconds": ".2f", "max_error": ".1e", "mean_error": ".1e"}, title=title)
+    return {"tables": {"error_norm": table}, "report": {"rows": rows}}
+

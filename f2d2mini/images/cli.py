@@ -103,8 +103,7 @@ def _teacher(args) -> int:
 
 def _save(model, out: Path) -> int:
     if distributed.is_main():
-        checkpoint.save(model, out)
-        print(f"saved {out} (trained {model.history.seconds:.0f} s, final loss {model.history.loss[-1]:.4f})")
+        print(checkpoint.save_trained(model, out))
     return 0
 
 
