@@ -47,12 +47,12 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     if seed is not None:
         low, high = SEED_RANGE
         seed = checks.integer(seed, "seed", low, high, kind=f"None or an integer in {low}..{high}")
-    g = torch.Generator(device=device)
+    gen = torch.Generator(device=device)
     if seed is None:
-        g.seed()
+        gen.seed()
     else:
-        g.manual_seed(seed)
-    return g
+        gen.manual_seed(seed)
+    return gen
 
 
 def sample(n: int, shape: tuple[int, ...], sigma0: float = 1.0, *, seed: int | None = None,
@@ -60,8 +60,8 @@ def sample(n: int, shape: tuple[int, ...], sigma0: float = 1.0, *, seed: int | N
     """``n`` draws from N(0, sigma0^2 I) of shape ``[n, *shape]`` (``n = 0``: an empty batch); randomness from
     ``seed`` or ``generator``."""
     checks.integer(n, "n", minimum=0)
-    g = generator if generator is not None else make_generator(seed, device)
-    return sigma0 * torch.randn((n, *shape), generator=g, device=device, dtype=dtype)
+    gen = generator if generator is not None else make_generator(seed, device)
+    return sigma0 * torch.randn((n, *shape), generator=gen, device=device, dtype=dtype)
 
 
 def sigma0_of(model) -> float | None:

@@ -106,17 +106,17 @@ def tangent_points(bank: TrajectoryBank, n: int, gen: torch.Generator) -> Covera
     return CoverageBatch(bank.x[k, j], t, t, None, None)
 
 
-def jumps(bank: TrajectoryBank, n: int, grid_steps: torch.Tensor, gen: torch.Generator) -> CoverageBatch:
+def jumps(bank: TrajectoryBank, n: int, eval_steps: torch.Tensor, gen: torch.Generator) -> CoverageBatch:
     """``n`` jumps between two stored times of one trajectory with the teacher's exact u and D: half of them
-    single steps of the K-step grids (``grid_steps``, which must divide the bank's steps), half any two times."""
+    single steps of the K-step schedules (``eval_steps``, which must divide the bank's steps), half any two times."""
     steps, points = bank.x.shape[0] - 1, bank.x.shape[1]
     j = torch.randint(points, (n,), generator=gen, device=gen.device)
     kt = torch.randint(steps + 1, (n,), generator=gen, device=gen.device)
     ks = torch.randint(steps, (n,), generator=gen, device=gen.device)
     ks = ks + (ks >= kt).long()  # any other stored time
-    on_grid = n // 2
-    gt, gs = times.grid_pairs(on_grid, grid_steps, gen)
-    kt[:on_grid], ks[:on_grid] = torch.round((1 - gt) * steps).long(), torch.round((1 - gs) * steps).long()
+    on_schedule = n // 2
+    gt, gs = times.step_pairs(on_schedule, eval_steps, gen)
+    kt[:on_schedule], ks[:on_schedule] = torch.round((1 - gt) * steps).long(), torch.round((1 - gs) * steps).long()
     t, s = 1 - kt.to(bank.x.dtype) / steps, 1 - ks.to(bank.x.dtype) / steps
     gap = s - t
     start, end = bank.x[kt, j], bank.x[ks, j]

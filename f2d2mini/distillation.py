@@ -46,13 +46,13 @@ class DistillConfig(LoopConfig):
     divergence: str = "exact"  # teacher divergence targets: "exact" (2-D) or "hutchinson"
     probes: int = 1  # Hutchinson probes per point
     time_power: float = 1.0  # t, s = 1 - (1 - U)^time_power: 1 is uniform, > 1 favours the data end
-    grid_fraction: float = 0.0  # share of the off-diagonal pairs drawn from the K-step grids used at evaluation
-    grid_steps: tuple[int, ...] = flowmap.EVAL_STEPS  # those K: pairs (k/K, (k +- 1)/K), forward and backward
+    step_fraction: float = 0.0  # share of the off-diagonal pairs drawn from the K-step schedules used at evaluation
+    eval_steps: tuple[int, ...] = flowmap.EVAL_STEPS  # those K: pairs (k/K, (k +- 1)/K), forward and backward
     adaptive_power: float = 0.0  # p of MeanFlow's adaptive per-point weight 1 / (error + c)^p (0: plain squares)
     coverage_fraction: float = 0.25  # share of each part of a batch on the teacher's trajectories (0: none)
     coverage_box: float = 6.0  # half-width B of the square [-B, B]^d covered at t = 1 (saved as model.region)
     coverage_points: int = 5000  # trajectories of the teacher from the square, solved once (40 s on 2 cores)
-    coverage_steps: int = 32  # stored states per trajectory, at t = 1 - k / steps (a multiple of every grid K)
+    coverage_steps: int = 32  # stored states per trajectory, at t = 1 - k / steps (a multiple of every K in eval_steps)
     div_hidden: int = 128  # hidden units of a U-Net map's divergence head
     net: nets.MLPConfig | None = None  # a fresh map's architecture (an MLPConfig, or an images.UNetConfig); None: the
     # teacher's own when it is a VelocityMLP or UNetVelocity (warm start), else one chosen from the data's shape
@@ -70,7 +70,7 @@ RULE_CHANGES = {
     # the data end, where the likelihood error sits; half the pairs are steps of the evaluation grids; the adaptive
     # weight keeps rare huge errors near cell edges from dominating (measurements: benchmarks/results/f2d2.txt).
     # The other rules lost sample quality (lsd) or diverged (meanflow) with these; Shortcut diverged at lr 2e-3.
-    "shortcut": {"steps": 10_000, "warm_steps": 2000, "time_power": 2.0, "grid_fraction": 0.5,
+    "shortcut": {"steps": 10_000, "warm_steps": 2000, "time_power": 2.0, "step_fraction": 0.5,
                  "adaptive_power": 0.5},
 }
 
@@ -107,7 +107,7 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
     teacher = frozen(teacher, device)
     sizes = _sizes(config)
     rule_loss = losses.RULE_LOSSES[rule]
-    grid_steps = torch.tensor(config.grid_steps, device=device)  # once, not a host-to-device copy per step
+    eval_steps = torch.tensor(config.eval_steps, device=device)  # once, not a host-to-device copy per step
     bank = None
 
     def loss_fn(model, step, gen):
@@ -117,7 +117,7 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
             bank = coverage.trajectories(teacher, config.coverage_box, tuple(x1.shape[1:]), config.coverage_points,
                                          config.coverage_steps, divergence=config.divergence, device=device,
                                          progress=config.progress)
-        tangent, off = _path_points(x0, x1, bank, sizes, grid_steps, config.time_power, gen)
+        tangent, off = _path_points(x0, x1, bank, sizes, eval_steps, config.time_power, gen)
         weights = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=config.div_scale,
                        adaptive_power=config.adaptive_power)
         target = losses.teacher_targets(teacher, tangent.x, tangent.t, config.divergence, config.probes, gen)
@@ -125,7 +125,7 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
         off = rule_loss(model, teacher, off.x, off.t, off.s, divergence=config.divergence, probes=config.probes,
                         generator=gen, **weights)
         if sizes.covered_jumps:  # drawn after the rule's probes: the random streams of every run stay as they were
-            jump = coverage.jumps(bank, sizes.covered_jumps, grid_steps, gen)
+            jump = coverage.jumps(bank, sizes.covered_jumps, eval_steps, gen)
             cover = losses.teacher_jumps(model, jump.x, jump.t, jump.s, losses.Targets(jump.u, jump.D), **weights)
             off = losses.LossOutput(off.loss + cover.loss, {**off.metrics, **cover.metrics})
         return losses.LossOutput(diag.loss + off.loss, {**diag.metrics, **off.metrics})
@@ -135,11 +135,11 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
 
 class _Sizes(NamedTuple):
     """How a batch divides: ``diagonal`` tangent points (``covered_tangent`` of them from the coverage bank), then
-    the off-diagonal ones (``grid`` of them on the K-step grids, ``covered_jumps`` the teacher's jumps from the
-    bank, the rest where the rule sets the targets)."""
+    the off-diagonal ones (``on_schedule`` of them single steps of the K-step schedules, ``covered_jumps`` the
+    teacher's jumps from the bank, the rest where the rule sets the targets)."""
 
     diagonal: int
-    grid: int
+    on_schedule: int
     covered_tangent: int
     covered_jumps: int
     off_diagonal: int
@@ -160,17 +160,17 @@ def _sizes(config: DistillConfig) -> _Sizes:
         raise ValueError(f"batch_size {config.batch_size} with diagonal_fraction {config.diagonal_fraction} leaves "
                          f"{n_diag} tangent and {n_off} off-diagonal points; both need >= 1")
     jumps = round(n_off * config.coverage_fraction)
-    if config.coverage_fraction and (jumps == n_off or any(config.coverage_steps % k for k in config.grid_steps)):
+    if config.coverage_fraction and (jumps == n_off or any(config.coverage_steps % k for k in config.eval_steps)):
         raise ValueError(f"coverage_fraction {config.coverage_fraction} must leave off-diagonal points to the rule "
                          f"(it leaves {n_off - jumps}), and coverage_steps {config.coverage_steps} must be a "
-                         f"multiple of every K in grid_steps {config.grid_steps}")
-    return _Sizes(n_diag, round(n_off * config.grid_fraction), round(n_diag * config.coverage_fraction), jumps, n_off)
+                         f"multiple of every K in eval_steps {config.eval_steps}")
+    return _Sizes(n_diag, round(n_off * config.step_fraction), round(n_diag * config.coverage_fraction), jumps, n_off)
 
 
-def _path_points(x0, x1, bank, sizes: _Sizes, grid_steps, time_power: float, gen) -> tuple[PathPoints, PathPoints]:
+def _path_points(x0, x1, bank, sizes: _Sizes, eval_steps, time_power: float, gen) -> tuple[PathPoints, PathPoints]:
     """The batch's tangent points (on the data path, then ``sizes.covered_tangent`` stored states of the bank) and
     its off-diagonal points for the rule, on the data path at (t, s) of :func:`_pairs`."""
-    t, s = _pairs(len(x1), sizes.diagonal, sizes.grid, grid_steps, time_power, gen)
+    t, s = _pairs(len(x1), sizes.diagonal, sizes.on_schedule, eval_steps, time_power, gen)
     xt = losses.interpolate(x0, x1, t)
     on_path = sizes.diagonal - sizes.covered_tangent
     tangent = PathPoints(xt[:on_path], t[:on_path], t[:on_path])
@@ -182,11 +182,11 @@ def _path_points(x0, x1, bank, sizes: _Sizes, grid_steps, time_power: float, gen
     return tangent, PathPoints(xt[rule], t[rule], s[rule])
 
 
-def _pairs(n: int, n_diag: int, n_grid: int, grid_steps: torch.Tensor, time_power: float, gen) -> times.TimePairs:
-    """The batch's (t, s): the first ``n_diag`` on the diagonal, the next ``n_grid`` single steps of the K-step
-    grids, the rest skewed times over the whole square."""
+def _pairs(n: int, n_diag: int, n_steps: int, eval_steps: torch.Tensor, time_power: float, gen) -> times.TimePairs:
+    """The batch's (t, s): the first ``n_diag`` on the diagonal, the next ``n_steps`` single steps of the K-step
+    schedules, the rest skewed times over the whole square."""
     t = times.skewed(n, time_power, gen)
     s = torch.cat([t[:n_diag], times.skewed(n - n_diag, time_power, gen)])
-    if n_grid:
-        t[n_diag:n_diag + n_grid], s[n_diag:n_diag + n_grid] = times.grid_pairs(n_grid, grid_steps, gen)
+    if n_steps:
+        t[n_diag:n_diag + n_steps], s[n_diag:n_diag + n_steps] = times.step_pairs(n_steps, eval_steps, gen)
     return times.TimePairs(t, s)

@@ -24,7 +24,7 @@ __all__ = ["FlowMapOutput", "FlowMapConfig", "JointFlowMap", "ODEFlowMap", "Jump
            "sample_and_log_prob", "log_prob", "REVERSALS", "EVAL_STEPS", "FewStepMethods"]
 
 REVERSALS = ("exact", "first_order")
-EVAL_STEPS = (1, 2, 4, 8)  # the numbers of jumps K that benchmarks, chapters and grid-pair training use
+EVAL_STEPS = (1, 2, 4, 8)  # the numbers of jumps K that benchmarks, chapters and step-pair training use
 
 
 class FlowMapOutput(NamedTuple):

@@ -33,8 +33,8 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = PROJ
     if len(a) != len(b):
         raise ValueError(f"a and b must have the same number of points, got {len(a)} and {len(b)}")
     checks.integer(projections, "projections", 1, MAX_PROJECTIONS, why=" (f2d2mini.metrics.MAX_PROJECTIONS)")
-    g = base.make_generator(seed)
-    dirs = torch.randn(a.shape[1], projections, generator=g, dtype=torch.float64)
+    gen = base.make_generator(seed)
+    dirs = torch.randn(a.shape[1], projections, generator=gen, dtype=torch.float64)
     dirs = dirs / dirs.norm(dim=0, keepdim=True)
     pa, pb = (a.double().cpu() @ dirs).sort(0).values, (b.double().cpu() @ dirs).sort(0).values
     return _finite((pa - pb).pow(2).mean().sqrt().item(), "the sliced Wasserstein distance", "a and b")

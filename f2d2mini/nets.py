@@ -48,8 +48,8 @@ class FourierFeatures(nn.Module):
 
     def __init__(self, dim: int, n: int, scale: float, seed: int = 0):
         super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer("B", scale * torch.randn(dim, n, generator=g))
+        gen = torch.Generator().manual_seed(seed)
+        self.register_buffer("B", scale * torch.randn(dim, n, generator=gen))
         self.dim = dim + 2 * n
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

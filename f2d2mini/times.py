@@ -2,7 +2,7 @@
 
 Flow matching and the tangent condition need one time t per point; the off-diagonal flow-map rules need a pair
 (t, s), a jump from t to s in either direction. Both can favour the data end t = 1, where the velocity bends most
-and the likelihood error sits, and a share of the pairs can be the single steps of the K-step grids that few-step
+and the likelihood error sits, and a share of the pairs can be the single steps of the K-step schedules that few-step
 sampling and likelihood use (``f2d2mini.flowmap.EVAL_STEPS``).
 """
 
@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["TimePairs", "skewed", "grid_pairs", "per_point"]
+__all__ = ["TimePairs", "skewed", "step_pairs", "per_point"]
 
 
 class TimePairs(NamedTuple):
@@ -27,12 +27,12 @@ def skewed(n: int, power: float, gen: torch.Generator) -> torch.Tensor:
     return 1 - (1 - torch.rand(n, generator=gen, device=gen.device)) ** power
 
 
-def grid_pairs(n: int, grid_steps: tuple[int, ...] | torch.Tensor, gen: torch.Generator) -> TimePairs:
-    """n pairs (t, s) = (k/K, (k +- 1)/K) of the K-step grids: K drawn from ``grid_steps``, direction at random.
+def step_pairs(n: int, eval_steps: tuple[int, ...] | torch.Tensor, gen: torch.Generator) -> TimePairs:
+    """n pairs (t, s) = (k/K, (k +- 1)/K) of the K-step schedules: K drawn from ``eval_steps``, direction at random.
 
-    Pass ``grid_steps`` as a tensor on the generator's device to save a host-to-device copy per call."""
-    grid_steps = torch.as_tensor(grid_steps, device=gen.device)
-    k_steps = grid_steps[torch.randint(len(grid_steps), (n,), generator=gen, device=gen.device)]
+    Pass ``eval_steps`` as a tensor on the generator's device to save a host-to-device copy per call."""
+    eval_steps = torch.as_tensor(eval_steps, device=gen.device)
+    k_steps = eval_steps[torch.randint(len(eval_steps), (n,), generator=gen, device=gen.device)]
     k = torch.floor(torch.rand(n, generator=gen, device=gen.device) * k_steps)
     start, end = k / k_steps, (k + 1) / k_steps
     backward = torch.rand(n, generator=gen, device=gen.device) < 0.5

@@ -37,8 +37,8 @@ class Density:
     def sample(self, n: int, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` draws as a float32 ``[n, dim]`` tensor; randomness from ``seed`` or a ``torch.Generator``."""
         checks.positive_int(n, "n")
-        g = generator if generator is not None else make_generator(seed)
-        return self._sample(n, g).to(torch.float32)
+        gen = generator if generator is not None else make_generator(seed)
+        return self._sample(n, gen).to(torch.float32)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log-density of ``x`` ``[n, dim]`` -> ``[n]``."""
@@ -46,7 +46,7 @@ class Density:
         raise NotImplementedError(
             f"density {self.name!r} has no closed-form log-density; densities with one: {with_exact}")
 
-    def _sample(self, n: int, g: torch.Generator) -> torch.Tensor:
+    def _sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -94,9 +94,9 @@ class GaussianMixture(Density):
         self.eigvals, self.eigvecs = eigvals, eigvecs  # Sigma_k = Q_k diag(lambda_k) Q_k^T
         self.sigma0, self.name, self.dim = float(sigma0), name, d
 
-    def _sample(self, n, g):
-        comp = torch.multinomial(self.weights, n, replacement=True, generator=g)
-        eps = torch.randn(n, self.dim, generator=g, dtype=torch.float64)
+    def _sample(self, n, gen):
+        comp = torch.multinomial(self.weights, n, replacement=True, generator=gen)
+        eps = torch.randn(n, self.dim, generator=gen, dtype=torch.float64)
         scale = self.eigvecs * self.eigvals.sqrt()[:, None, :]  # Q diag(sqrt(lambda))
         return self.means[comp] + (scale[comp] @ eps[:, :, None])[..., 0]
 
@@ -141,12 +141,12 @@ class Checkerboard(Density):
 
     name, has_log_prob = "checkerboard", True
 
-    def _sample(self, n, g):
+    def _sample(self, n, gen):
         cells_per_side = round(2 * CHECKERBOARD_HALF_WIDTH / CHECKERBOARD_CELL)
-        col = torch.randint(0, cells_per_side, (n,), generator=g)
-        row = 2 * torch.randint(0, cells_per_side // 2, (n,), generator=g) + col % 2  # row + col even
+        col = torch.randint(0, cells_per_side, (n,), generator=gen)
+        row = 2 * torch.randint(0, cells_per_side // 2, (n,), generator=gen) + col % 2  # row + col even
         corner = torch.stack([col, row], 1).double() * CHECKERBOARD_CELL - CHECKERBOARD_HALF_WIDTH
-        return corner + CHECKERBOARD_CELL * torch.rand(n, 2, generator=g, dtype=torch.float64)
+        return corner + CHECKERBOARD_CELL * torch.rand(n, 2, generator=gen, dtype=torch.float64)
 
     def log_prob(self, x):
         checks.batch(x, dim=2, ndim=2)
@@ -170,10 +170,10 @@ class Rings(Density):
         self.weights = self.radii / self.radii.sum()
         self.std = std
 
-    def _sample(self, n, g):
-        ring = torch.multinomial(self.weights, n, replacement=True, generator=g)
-        r = (self.radii[ring] + self.std * torch.randn(n, generator=g, dtype=torch.float64)).abs()
-        angle = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)
+    def _sample(self, n, gen):
+        ring = torch.multinomial(self.weights, n, replacement=True, generator=gen)
+        r = (self.radii[ring] + self.std * torch.randn(n, generator=gen, dtype=torch.float64)).abs()
+        angle = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
         return torch.stack([r * angle.cos(), r * angle.sin()], 1)
 
     def log_prob(self, x):
@@ -190,13 +190,13 @@ class Moons(Density):
 
     name = "moons"
 
-    def _sample(self, n, g):
-        upper = torch.rand(n, generator=g) < 0.5
-        angle = math.pi * torch.rand(n, generator=g, dtype=torch.float64)
+    def _sample(self, n, gen):
+        upper = torch.rand(n, generator=gen) < 0.5
+        angle = math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
         x = torch.where(upper, angle.cos(), 1 - angle.cos())
         y = torch.where(upper, angle.sin(), 0.5 - angle.sin())
         pts = torch.stack([x - 0.5, y - 0.25], 1) * 2
-        return pts + MOONS_NOISE * 2 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+        return pts + MOONS_NOISE * 2 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
 
 
 class Spirals(Density):
@@ -204,11 +204,11 @@ class Spirals(Density):
 
     name = "spirals"
 
-    def _sample(self, n, g):
-        turn = torch.sqrt(torch.rand(n, generator=g, dtype=torch.float64)) * 3 * math.pi
-        sign = torch.where(torch.rand(n, generator=g) < 0.5, 1.0, -1.0).double()
+    def _sample(self, n, gen):
+        turn = torch.sqrt(torch.rand(n, generator=gen, dtype=torch.float64)) * 3 * math.pi
+        sign = torch.where(torch.rand(n, generator=gen) < 0.5, 1.0, -1.0).double()
         pts = sign[:, None] * torch.stack([-turn * turn.cos(), turn * turn.sin()], 1) / 3
-        return pts + SPIRALS_NOISE * torch.randn(n, 2, generator=g, dtype=torch.float64)
+        return pts + SPIRALS_NOISE * torch.randn(n, 2, generator=gen, dtype=torch.float64)
 
 
 class Pinwheel(Density):
@@ -216,10 +216,10 @@ class Pinwheel(Density):
 
     name = "pinwheel"
 
-    def _sample(self, n, g):
-        arm = torch.randint(0, PINWHEEL_ARMS, (n,), generator=g)
+    def _sample(self, n, gen):
+        arm = torch.randint(0, PINWHEEL_ARMS, (n,), generator=gen)
         stds = torch.tensor([PINWHEEL_RADIAL_STD, PINWHEEL_TANGENTIAL_STD], dtype=torch.float64)
-        feat = torch.randn(n, 2, generator=g, dtype=torch.float64) * stds + torch.tensor([1.0, 0.0]).double()
+        feat = torch.randn(n, 2, generator=gen, dtype=torch.float64) * stds + torch.tensor([1.0, 0.0]).double()
         angle = 2 * math.pi * arm / PINWHEEL_ARMS + PINWHEEL_RATE * feat[:, 0].exp()
         cos, sin = angle.cos(), angle.sin()
         rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # [n, 2, 2]

@@ -17,9 +17,9 @@ IMAGES = torch.randint(0, 17, (6, 1, 4, 4), generator=torch.Generator().manual_s
 def test_dequantization_noise_is_made_on_the_images_device():
     """On the meta device a tensor made on the CPU and combined with the images raises, as CUDA would."""
     k = IMAGES.to("meta")
-    assert likelihood._dequantized(k, 17, 0, "meta").device.type == "meta"
+    assert likelihood.dequantized(k, 17, 0, "meta").device.type == "meta"
     assert quality._centred(k, 17).device.type == "meta"
-    same = likelihood._dequantized(IMAGES, 17, 0, "cpu")  # U is drawn on the CPU: the same on every device
+    same = likelihood.dequantized(IMAGES, 17, 0, "cpu")  # U is drawn on the CPU: the same on every device
     assert torch.equal(same, data.dequantize(IMAGES, 17, noise=torch.rand(IMAGES.shape,
                                                                           generator=torch.Generator().manual_seed(0))))
 

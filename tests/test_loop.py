@@ -55,7 +55,7 @@ def test_training_steps_never_read_tensors_back_to_the_host(rule, monkeypatch):
         loss_fn = f2.losses.teacher_loss(draw)
         model = f2.nets.VelocityMLP(teacher.config)
     else:
-        config = f2.train.distill_config(rule, batch_size=16, divergence="hutchinson", grid_fraction=0.5,
+        config = f2.train.distill_config(rule, batch_size=16, divergence="hutchinson", step_fraction=0.5,
                                          warm_steps=0, progress=False, div_scale=2.0)
         loss_fn = f2.distillation.distill_loss(teacher, draw, rule, config)
         model = f2.flowmap.JointFlowMap.from_teacher(teacher)

@@ -1,4 +1,4 @@
-"""The times training draws: skewed times and the single steps of the K-step grids."""
+"""The times training draws: skewed times and the single steps of the K-step schedules."""
 
 import torch
 
@@ -16,7 +16,7 @@ def test_skewed_times_have_the_closed_form_distribution():
 
 
 def test_grid_pairs_are_single_steps_of_the_evaluation_grids():
-    t, s = f2.times.grid_pairs(4000, f2.flowmap.EVAL_STEPS, torch.Generator().manual_seed(0))
+    t, s = f2.times.step_pairs(4000, f2.flowmap.EVAL_STEPS, torch.Generator().manual_seed(0))
     gap = (s - t).abs()
     steps = torch.round(1 / gap)
     assert set(steps.tolist()) == {1.0, 2.0, 4.0, 8.0}  # every K is drawn, one step of 1/K each

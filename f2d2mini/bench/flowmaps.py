@@ -19,12 +19,12 @@ from f2d2mini.bench.solvers import HELDOUT_SEED, heldout, load_saved, reference
 from f2d2mini.reports import Table, median_seconds
 
 __all__ = ["LikelihoodRow", "likelihood_row", "GridRow", "Grid", "grid_reference", "grid_rows", "SampleReference",
-           "sample_reference", "f2d2_suite", "GUIDANCE_LRS", "N_SAMPLES", "SAMPLE_STEPS", "GRID_LIMIT", "GRID_SIZE",
+           "sample_reference", "f2d2_suite", "GUIDANCE_LRS", "N_SAMPLES", "SAMPLE_JUMPS", "GRID_LIMIT", "GRID_SIZE",
            "GRID_REFERENCE", "GRID_CHUNK"]
 
 GUIDANCE_LRS = (0.0, 0.05, 0.1, 0.2)  # self-guidance step sizes compared
 N_SAMPLES = 4000  # samples per sample-quality measurement
-SAMPLE_STEPS = (1, 2, 4)  # jumps K of the sample-quality table
+SAMPLE_JUMPS = (1, 2, 4)  # jumps K of the sample-quality table
 HELDOUT_DATA_SEED = HELDOUT_SEED + 1  # fresh data that samples are compared with
 HELDOUT_NOISE_SEED = HELDOUT_SEED + 2  # the noise every sampler starts from
 GRID_LIMIT, GRID_SIZE = 6.0, 121  # the grid suite: 121 x 121 points on [-6, 6]^2, a box around every toy density
@@ -149,7 +149,7 @@ def f2d2_suite(rules=("shortcut", "meanflow", "lsd"), densities=("checkerboard",
             tables["speed"].append({"density": name, "rule": rule, "n": n, "k4_seconds": k4,
                                     "dopri5_seconds": ref.summary.seconds, "dopri5_nfe": ref.summary.nfe,
                                     "speedup": ref.summary.seconds / k4, "train_seconds": _train_seconds(model)})
-            for k in SAMPLE_STEPS:
+            for k in SAMPLE_JUMPS:
                 swd = metrics.sliced_wasserstein(model.sample(noise, k), data)
                 tables["samples"].append({"density": name, "rule": rule, "steps": k, "swd": swd,
                                           "swd_teacher_100": swd_teacher, "ratio": swd / swd_teacher})

@@ -147,10 +147,10 @@ def sample_grid(teacher, model, test: data.Images, path: Path, n: int = DIGITS_G
 
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
     noise = base.sample(n, model.event_shape, seed=1)
-    quality.grid(test.images[:n], test.levels, ax=axes[0], title="test data")
-    quality.grid(ode.sample(teacher, noise), test.levels, ax=axes[1], title=f"teacher Euler {ode.SAMPLE_STEPS}")
+    quality.mosaic(test.images[:n], test.levels, ax=axes[0], title="test data")
+    quality.mosaic(ode.sample(teacher, noise), test.levels, ax=axes[1], title=f"teacher Euler {ode.SAMPLE_STEPS}")
     for ax, k in zip(axes[2:], (1, 4)):
-        quality.grid(model.sample(noise, k), test.levels, ax=ax, title=f"F2D2 K = {k}")
+        quality.mosaic(model.sample(noise, k), test.levels, ax=ax, title=f"F2D2 K = {k}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -12,11 +12,11 @@ torchvision, scikit-learn and torch-fidelity are imported inside the functions t
 from f2d2mini.images import data, likelihood, quality, train, unet
 from f2d2mini.images.data import DATASETS, Images, batches, dequantize, load, quantize
 from f2d2mini.images.likelihood import BPD, bits_per_dim, bpd, bpd_table, ode_bpd
-from f2d2mini.images.quality import frechet_distance, grid
+from f2d2mini.images.quality import frechet_distance, mosaic
 from f2d2mini.images.train import RECIPES, ImageDistillConfig, ImageTeacherConfig, distill, recipe, teacher
 from f2d2mini.images.unet import UNetConfig, UNetFlowMap, UNetFlowMapConfig, UNetVelocity
 
 __all__ = ["data", "likelihood", "quality", "unet", "train", "DATASETS", "Images", "batches", "dequantize", "load",
-           "quantize", "BPD", "bits_per_dim", "bpd", "bpd_table", "ode_bpd", "frechet_distance", "grid", "RECIPES",
+           "quantize", "BPD", "bits_per_dim", "bpd", "bpd_table", "ode_bpd", "frechet_distance", "mosaic", "RECIPES",
            "ImageDistillConfig", "ImageTeacherConfig", "distill", "recipe", "teacher", "UNetConfig", "UNetFlowMap",
            "UNetFlowMapConfig", "UNetVelocity"]

@@ -161,7 +161,7 @@ def _sample(args) -> int:
         steps = args.steps or ode.SAMPLE_STEPS
         x, label = ode.sample(model, noise, steps), f"teacher, Euler {steps} steps"
     fig, ax = plt.subplots(figsize=(6, 6))
-    quality.grid(x, levels, ax=ax, title=label)
+    quality.mosaic(x, levels, ax=ax, title=label)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=100, bbox_inches="tight")
     print(f"wrote {args.out} ({label})")

@@ -22,10 +22,11 @@ import torch
 from f2d2mini import base, checks, distributed, ode
 from f2d2mini.images import data as images_data
 
-__all__ = ["BPD", "bits_per_dim", "bpd", "ode_bpd", "bpd_table", "BPDRow", "DEQUANT_SEED", "BPD_FORMATS",
+__all__ = ["BPD", "bits_per_dim", "bpd", "ode_bpd", "bpd_table", "BPDRow", "DEQUANT_SEED", "BPD_FORMATS", "dequantized",
            "true_float32"]
 
 DEQUANT_SEED = 0  # seed of the dequantization noise U shared by every evaluation
+DEFAULT_LEVELS = 256  # grey levels of a tensor of images unless levels= says otherwise (8-bit images)
 BPD_FORMATS = {"bpd": ".4f", "gap": "+.4f", "seconds": ".2f"}  # how every bits-per-dim table prints
 
 
@@ -45,14 +46,18 @@ def bits_per_dim(log_p_z: torch.Tensor, d: int, levels: int) -> torch.Tensor:
     return -(log_p_z + d * math.log(2) - d * math.log(levels)) / (d * math.log(2))
 
 
-def _unpack(images, levels: int) -> tuple[torch.Tensor, int]:
-    """An :class:`~f2d2mini.images.data.Images` split brings its own number of levels."""
+def _unpack(images, levels: int | None) -> tuple[torch.Tensor, int]:
+    """An :class:`~f2d2mini.images.data.Images` split brings its own number of levels (another ``levels`` is an
+    error); a tensor of images has :data:`DEFAULT_LEVELS` unless ``levels`` says otherwise."""
     if isinstance(images, images_data.Images):
+        if levels is not None and levels != images.levels:
+            raise ValueError(f"levels={levels} was passed with {images.name} images, which have {images.levels} grey "
+                             f"levels; leave levels unset for an Images split")
         return images.images, images.levels
-    return images, levels
+    return images, DEFAULT_LEVELS if levels is None else levels
 
 
-def _check_images(x: torch.Tensor, levels: int, model, batch_size: int | None) -> None:
+def _check_scored_images(x: torch.Tensor, levels: int, model, batch_size: int | None) -> None:
     """Images: uint8 ``[N, C, H, W]`` (N >= 1: bits per dim are a mean) of the model's shape, with values below
     ``levels``; ``batch_size`` ``None`` or >= 1."""
     if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
@@ -93,7 +98,7 @@ def true_float32():
         cudnn.allow_tf32, matmul.allow_tf32 = before
 
 
-def _dequantized(x: torch.Tensor, levels: int, seed: int, device) -> torch.Tensor:
+def dequantized(x: torch.Tensor, levels: int, seed: int, device) -> torch.Tensor:
     """z of integer images ``x`` on ``device``, with U drawn from ``seed`` on the CPU: the same U on every device."""
     noise = torch.rand(x.shape, generator=base.make_generator(seed))
     return images_data.dequantize(x.to(device), levels, noise=noise.to(device))
@@ -111,7 +116,7 @@ def _chunked(fn, z: torch.Tensor, batch: int | None) -> tuple[torch.Tensor, int]
     return distributed.gather(torch.cat(outs)), max(distributed.gather_objects(nfe))
 
 
-def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed: int = DEQUANT_SEED,
+def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int | None = None, seed: int = DEQUANT_SEED,
         reversal: str = "exact", batch_size: int | None = None) -> BPD:
     """Bits per dim of integer images under a joint flow map with K = ``steps`` backward jumps (K evaluations).
 
@@ -121,7 +126,8 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed:
         images: uint8 ``[N, C, H, W]`` with values in 0..levels-1, or an
             :class:`~f2d2mini.images.data.Images` split (which brings its ``levels``).
         steps: jumps K from t = 1 to t = 0.
-        levels: grey levels L (256 for 8-bit images; 17 for the digits).
+        levels: grey levels L (256 for 8-bit images, the default for a tensor; 17 for the digits); an ``Images``
+            split brings its own, and another value is an error.
         seed: dequantization noise seed.
         reversal: ``"exact"`` backward jumps or the reference code's ``"first_order"`` reversal.
         batch_size: images per chunk (default: :func:`~f2d2mini.images.data.eval_batch`).
@@ -137,20 +143,20 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int = 256, seed:
     from f2d2mini import flowmap
 
     images, levels = _unpack(images, levels)
-    _check_images(images, levels, model, batch_size)
+    _check_scored_images(images, levels, model, batch_size)
     checks.steps(steps)
     device = _device(model)
-    z = _dequantized(images, levels, seed, device)
+    z = dequantized(images, levels, seed, device)
     start = time.perf_counter()
     lp, _ = _chunked(lambda c: (flowmap.log_prob(model, c, steps, reversal=reversal), steps), z, batch_size)
     per = bits_per_dim(lp, z[0].numel(), levels)
     return BPD(per.mean().item(), per, steps, time.perf_counter() - start)
 
 
-def ode_bpd(velocity, images: torch.Tensor, *, levels: int = 256, solver: str = "dopri5", steps: int | None = None,
-            divergence: str = "hutchinson", probes: int = 1, seed: int = DEQUANT_SEED, probe_seed: int = 0,
-            sigma0: float | None = None, rtol: float = ode.DEFAULT_TOL, atol: float = ode.DEFAULT_TOL,
-            max_nfe: int = ode.MAX_NFE, batch_size: int | None = None) -> BPD:
+def ode_bpd(velocity, images: torch.Tensor, *, levels: int | None = None, solver: str = "dopri5",
+            steps: int | None = None, divergence: str = "hutchinson", probes: int = 1, seed: int = DEQUANT_SEED,
+            probe_seed: int = 0, sigma0: float | None = None, rtol: float = ode.DEFAULT_TOL,
+            atol: float = ode.DEFAULT_TOL, max_nfe: int = ode.MAX_NFE, batch_size: int | None = None) -> BPD:
     """Bits per dim of integer images under a velocity v(x, t) by the coupled ODE (:func:`f2d2mini.ode.likelihood`).
 
     ``solver``/``steps``: e.g. ``"euler"`` with N steps or adaptive ``"dopri5"`` (at most ``max_nfe`` evaluations
@@ -160,9 +166,9 @@ def ode_bpd(velocity, images: torch.Tensor, *, levels: int = 256, solver: str = 
     does, and as :func:`f2d2mini.ode.likelihood` does for the solver's arguments.
     """
     images, levels = _unpack(images, levels)
-    _check_images(images, levels, velocity, batch_size)
+    _check_scored_images(images, levels, velocity, batch_size)
     device = _device(velocity)
-    z = _dequantized(images, levels, seed, device)
+    z = dequantized(images, levels, seed, device)
     start = time.perf_counter()
 
     def one(chunk):

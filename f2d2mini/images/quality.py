@@ -1,4 +1,4 @@
-"""Sample quality of images: sample grids, a Fréchet distance in the features of a small classifier trained here
+"""Sample quality of images: mosaics of samples, a Fréchet distance in the features of a small classifier trained here
 (no download), and FID through torch-fidelity where its Inception weights can be fetched (book chapter 7).
 
 Fréchet distance between Gaussians fitted to two feature sets (means mu, covariances S):
@@ -23,7 +23,7 @@ from f2d2mini import loop, losses
 from f2d2mini.images import data as images_data
 
 __all__ = ["ClassifierConfig", "Classifier", "train_classifier", "accuracy", "features", "frechet_distance",
-           "frechet_from_stats", "fid", "grid", "FIDUnavailable"]
+           "frechet_from_stats", "fid", "mosaic", "FIDUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ class _Uint8Images(torch.utils.data.Dataset):
         return self.x[i]
 
 
-def grid(images: torch.Tensor, levels: int = 256, nrow: int = 8, ax=None, title: str | None = None):
+def mosaic(images: torch.Tensor, levels: int = 256, nrow: int = 8, ax=None, title: str | None = None):
     """Draws uint8 images (or samples z in [-1, 1]) as one grid with torchvision's ``make_grid``; returns the
     ``[H, W, 3]`` float array in [0, 1] (and shows it on ``ax`` when given)."""
     from torchvision.utils import make_grid

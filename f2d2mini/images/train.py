@@ -74,14 +74,14 @@ RECIPES = {
     # a quarter of each batch on the teacher's trajectories from the cube [-1, 1]^64 (book chapter 7: without it the
     # map calls noise, constant and inverted images up to 3.7 bits per dim likelier than its teacher does)
     "digits": Recipe(ImageTeacherConfig(), ImageDistillConfig(coverage_fraction=0.25)),
-    # MNIST's 256 grey levels make -div v huge near the data end: the Shortcut map learns the K-step grids only with
-    # data-end times and grid pairs (the 2-D lessons; measured on the CPU, 200 test images: K = 4 gap -1.07 bpd
+    # MNIST's 256 grey levels make -div v huge near the data end: the Shortcut map learns the K-step schedules only with
+    # data-end times and step pairs (the 2-D lessons; measured on the CPU, 200 test images: K = 4 gap -1.07 bpd
     # without, -0.003 with; K = 1, 2, 8: -0.04, -0.06, -0.58 without, -0.10, +0.04, +0.08 with). The digits (17
     # levels) did not gain from them.
     "mnist": Recipe(ImageTeacherConfig(steps=6000, batch_size=256, lr=1e-3, net=MNIST_NET, device="auto",
                                        bf16=True),
                     ImageDistillConfig(steps=4000, batch_size=256, warm_steps=1000, div_scale=784.0, device="auto",
-                                       bf16=True, time_power=2.0, grid_fraction=0.5)),
+                                       bf16=True, time_power=2.0, step_fraction=0.5)),
     "cifar10": Recipe(ImageTeacherConfig(steps=200_000, batch_size=128, lr=2e-4, warmup=5000, ema_decay=0.9999,
                                          net=CIFAR_NET, device="auto", bf16=True),
                       ImageDistillConfig(steps=100_000, batch_size=128, lr=1e-4, warmup=2000, warm_steps=20_000,

@@ -131,7 +131,7 @@ class UNet(nn.Module):
         return self.out(h), torch.cat([mid, h.mean((2, 3)), emb], dim=1)
 
 
-def _check_images(x: torch.Tensor, config: UNetConfig) -> None:
+def _check_shape(x: torch.Tensor, config: UNetConfig) -> None:
     checks.batch(x, ndim=4, finite=False)
     if tuple(x.shape[1:]) != (config.channels, config.size, config.size):
         raise ValueError(f"x must have shape [batch, {config.channels}, {config.size}, {config.size}], "
@@ -148,7 +148,7 @@ class UNetVelocity(nn.Module):
         self.body = UNet(config, n_times=1)
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
-        _check_images(x, self.config)
+        _check_shape(x, self.config)
         t = checks.time(t, len(x), x, finite=False)
         return self.body(x, [t])[0]
 
@@ -186,7 +186,7 @@ class UNetFlowMap(FewStepMethods, nn.Module):
         return model
 
     def forward(self, x: torch.Tensor, t, s) -> FlowMapOutput:
-        _check_images(x, self.config)
+        _check_shape(x, self.config)
         t = checks.time(t, len(x), x, "t", finite=False)
         s = checks.time(s, len(x), x, "s", finite=False)
         u, pooled = self.body(x, [t, s])
