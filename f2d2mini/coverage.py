@@ -15,7 +15,7 @@ accumulated divergence delta(tau_k) = int_1^tau_k div v are kept at tau_k = 1 - 
 The rules' own targets (half jumps, derivatives) bootstrap from the map, which off the data has nothing to
 bootstrap from: the teacher's field there is stiff near t = 1 (a point beside the checkerboard's cells moves far
 in the first jump back, with -div v of tens per unit time), and targets built from the map's own jumps miss it
-(measured in the closing note of issue 10 and in chapter 5). The square is saved with the map (``model.region``,
+(chapter 5 shows what that does to a density). The square is saved with the map (``model.region``,
 a :class:`Region`); :func:`warn_outside` warns once when a likelihood is asked for outside it.
 """
 
@@ -34,8 +34,8 @@ from f2d2mini import divergence as div
 __all__ = ["Region", "TrajectoryBank", "CoverageBatch", "trajectories", "tangent_points", "jumps", "warn_outside",
            "OutsideRegionWarning", "SUBSTEPS"]
 
-SUBSTEPS = 8  # RK4 steps between two stored states: the final delta of gaussians8 trajectories is within ~0.06
-# nats of a 4x finer solve (0.9 nats with 4 steps); the bank is built once per training run
+SUBSTEPS = 8  # RK4 steps between two stored states: the teacher's jumps must be exact targets, and the bank is
+# built once per run, so accuracy wins over cost here
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def trajectories(teacher, half_width: float, shape: tuple[int, ...], points: int
                  progress: bool = False) -> TrajectoryBank:
     """Carries ``points`` uniform points of [-half_width, half_width]^shape from t = 1 to t = 0 along the teacher's
     coupled ODE (RK4, :data:`SUBSTEPS` steps per stored interval), keeping the states at tau_k = 1 - k / steps
-    (``progress``: a bar over the stored steps; the image banks take minutes on a CPU)."""
+    (``progress``: a bar over the stored steps)."""
     gen = base.make_generator(seed, device)
     x = (2 * torch.rand((points, *shape), generator=gen, device=device) - 1) * half_width
     eps = div.probes(x, 1, generator=gen) if divergence == "hutchinson" else None

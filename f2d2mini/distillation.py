@@ -36,7 +36,7 @@ class DistillConfig(LoopConfig):
     The defaults are the Lagrangian and MeanFlow rules' CPU settings; :func:`distill_config` gives each rule's.
     """
 
-    steps: int = 9000  # about 4 minutes on 2 CPU cores for the Lagrangian and MeanFlow rules (bench seeds)
+    steps: int = 9000  # the Lagrangian and MeanFlow rules' CPU budget (timings: benchmarks/README.md)
     batch_size: int = 512
     lr: float = 1e-3
     warm_steps: int = 2000  # phase 1: velocity part only
@@ -51,7 +51,7 @@ class DistillConfig(LoopConfig):
     adaptive_power: float = 0.0  # p of MeanFlow's adaptive per-point weight 1 / (error + c)^p (0: plain squares)
     coverage_fraction: float = 0.25  # share of each part of a batch on the teacher's trajectories (0: none)
     coverage_box: float = 6.0  # half-width B of the square [-B, B]^d covered at t = 1 (saved as model.region)
-    coverage_points: int = 5000  # trajectories of the teacher from the square, solved once (40 s on 2 cores)
+    coverage_points: int = 5000  # trajectories of the teacher from the square, solved once per run
     coverage_steps: int = 32  # stored states per trajectory, at t = 1 - k / steps (a multiple of every K in eval_steps)
     div_hidden: int = 128  # hidden units of a U-Net map's divergence head
     net: nets.MLPConfig | None = None  # a fresh map's architecture (an MLPConfig, or an images.UNetConfig); None: the
@@ -59,17 +59,13 @@ class DistillConfig(LoopConfig):
 
 
 RULE_CHANGES = {
-    # The adaptive weight (below) keeps the stiff coverage jumps off the data from dominating: checkerboard, 4,500
-    # steps, K = 1 / K = 4 error on data 0.42 / 0.27 nats without it, 0.28 / 0.19 with it.
+    # Why each rule differs from the defaults: chapter 4 and benchmarks/README.md have the measurements.
+    # The adaptive weight keeps the stiff coverage jumps off the data from dominating the loss.
     "lsd": {"adaptive_power": 0.5},
-    # The Eulerian rule with its derivative trained (losses.eulerian_prediction) takes a larger step: at lr 2e-3
-    # with the adaptive weight its K = 4 error on the checkerboard is 0.10 nats (0.26 with the MeanFlow paper's
-    # stop-gradient target at lr 1e-3); measurements in chapter 4 and the closing note of issue 14.
+    # With its derivative trained (losses.eulerian_prediction) the Eulerian rule takes a larger step.
     "meanflow": {"lr": 2e-3, "adaptive_power": 0.5},
-    # No JVP, but its targets are its own half jumps: 10,000 steps (about 5 minutes on 2 cores). Times favour
-    # the data end, where the likelihood error sits; half the pairs are steps of the evaluation grids; the adaptive
-    # weight keeps rare huge errors near cell edges from dominating (measurements: benchmarks/results/f2d2.txt).
-    # The other rules lost sample quality (lsd) or diverged (meanflow) with these; Shortcut diverged at lr 2e-3.
+    # Its targets are its own half jumps, so it needs more steps; data-end times and single steps of the evaluation
+    # schedules put them where the likelihood error sits (the other rules lose with these; a larger lr diverges).
     "shortcut": {"steps": 10_000, "warm_steps": 2000, "time_power": 2.0, "step_fraction": 0.5,
                  "adaptive_power": 0.5},
 }
@@ -124,7 +120,7 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
         diag = losses.tangent(model, target, tangent.x, tangent.t, **weights)
         off = rule_loss(model, teacher, off.x, off.t, off.s, divergence=config.divergence, probes=config.probes,
                         generator=gen, **weights)
-        if sizes.covered_jumps:  # drawn after the rule's probes: the random streams of every run stay as they were
+        if sizes.covered_jumps:  # drawn after the rule has drawn its probes from the same stream
             jump = coverage.jumps(bank, sizes.covered_jumps, eval_steps, gen)
             cover = losses.teacher_jumps(model, jump.x, jump.t, jump.s, losses.Targets(jump.u, jump.D), **weights)
             off = losses.LossOutput(off.loss + cover.loss, {**off.metrics, **cover.metrics})

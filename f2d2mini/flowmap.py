@@ -62,12 +62,9 @@ class FewStepMethods:
     dtype (the rule of :mod:`f2d2mini.checks`); an empty batch (or ``n = 0``) gives empty results; a bad argument
     is a ``ValueError``/``TypeError`` that names it."""
 
-    def sample(self, n_or_x0, steps: int = 2, *, seed: int | None = None, return_log_prob=None) -> torch.Tensor:
+    def sample(self, n_or_x0, steps: int = 2, *, seed: int | None = None) -> torch.Tensor:
         """Few-step samples ``[B, *event_shape]`` from n fresh draws of the base (or from a noise tensor); see
-        :func:`sample`. (``return_log_prob`` is gone: one return shape per method; the error names the new one.)"""
-        if return_log_prob is not None:
-            raise TypeError("sample(..., return_log_prob=True) is now sample_and_log_prob(n_or_x0, steps), which "
-                            "returns Samples(x, log_prob); sample returns the points only")
+        :func:`sample`."""
         return sample(self, self._noise(n_or_x0, seed), steps)
 
     def sample_and_log_prob(self, n_or_x0, steps: int = 2, *, seed: int | None = None) -> Samples:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PLOT_LIMIT", "GRID_SIZE", "grid", "density_image", "samples", "small_multiples", "versus", "slider",
-           "Slider"]
+__all__ = ["PLOT_LIMIT", "GRID_SIZE", "grid", "density_image", "field_image", "samples", "small_multiples", "versus",
+           "slider", "Slider"]
 
 PLOT_LIMIT = 4.5  # half-width of the square every 2-D picture shows: the toy densities live in [-4.2, 4.2]^2
 GRID_SIZE = 200  # grid points per side for density images
@@ -37,10 +37,18 @@ def density_image(ax, log_prob: Callable[[torch.Tensor], torch.Tensor] | torch.T
     if callable(log_prob):
         with torch.no_grad():
             log_prob = log_prob(grid(limit, size))
-    p = log_prob.detach().double().exp().reshape(size, size).cpu().numpy()
-    ax.imshow(p, origin="lower", extent=(-limit, limit, -limit, limit), cmap=cmap, vmin=0, vmax=vmax)
-    _square(ax, limit, title)
+    field_image(ax, log_prob.detach().double().exp(), limit=limit, size=size, title=title, vmin=0, vmax=vmax, cmap=cmap)
     return ax
+
+
+def field_image(ax, values: torch.Tensor, *, limit: float = PLOT_LIMIT, size: int = GRID_SIZE,
+                title: str | None = None, vmin: float | None = None, vmax: float | None = None, cmap: str = "magma"):
+    """Draws ``[size * size]`` values computed on the grid of :func:`grid` (a log-density, a divergence, an error)
+    as an image on the square, with the colour scale [vmin, vmax]; returns the image (for a colour bar)."""
+    image = ax.imshow(values.detach().reshape(size, size).cpu().numpy(), origin="lower",
+                      extent=(-limit, limit, -limit, limit), cmap=cmap, vmin=vmin, vmax=vmax)
+    _square(ax, limit, title)
+    return image
 
 
 def samples(ax, x: torch.Tensor, *, limit: float = PLOT_LIMIT, title: str | None = None, size: float = 1.0,

@@ -28,7 +28,7 @@ STEP_SEED_STRIDE = student.STEP_SEED_STRIDE  # step k of seed s draws its data f
 class TeacherConfig(LoopConfig):
     """Flow-matching teacher on a 2-D density: loop settings and the network (whose config owns the base's sigma0)."""
 
-    steps: int = 13_000  # about 2.5 minutes on 2 CPU cores
+    steps: int = 13_000  # a few minutes on a laptop CPU (benchmarks/README.md)
     batch_size: int = 512
     lr: float = 5e-3
     net: nets.MLPConfig = field(default_factory=lambda: nets.MLPConfig(space_features=32))

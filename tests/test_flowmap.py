@@ -171,8 +171,3 @@ def test_short_distillation_from_the_exact_gmm_velocity():
     base_err = (f2.base.log_prob(x) - GMM.log_prob(x)).abs().mean().item()  # an untrained identity map
     assert err < 1.0 and err < base_err / 3, (err, base_err)  # loose: 500 steps of a fresh 64-wide map
     assert math.isfinite(model.history.loss[-1])
-
-
-def test_the_old_return_log_prob_flag_names_its_replacement():
-    with pytest.raises(TypeError, match=r"now sample_and_log_prob\(n_or_x0, steps\)"):
-        JointFlowMap(FlowMapConfig(width=8, depth=1, time_frequencies=2)).sample(4, 2, return_log_prob=True)

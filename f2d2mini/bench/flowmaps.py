@@ -29,8 +29,8 @@ HELDOUT_DATA_SEED = HELDOUT_SEED + 1  # fresh data that samples are compared wit
 HELDOUT_NOISE_SEED = HELDOUT_SEED + 2  # the noise every sampler starts from
 GRID_LIMIT, GRID_SIZE = 6.0, 121  # the grid suite: 121 x 121 points on [-6, 6]^2, a box around every toy density
 GRID_REFERENCE = dict(solver="dopri5", max_nfe=20_000)  # the teacher's log-density on the grid: adaptive, each
-# point's error controlled (RK4 with 32 steps misses by up to 24 nats near the checkerboard's edges, where the
-# teacher's field is stiff); chunks of GRID_CHUNK points, so that a stiff point sets the steps of its chunk only
+# point's error controlled (a fixed-step solve misses badly where the teacher's field is stiff); chunks of GRID_CHUNK
+# points, so that a stiff point sets the steps of its chunk only
 GRID_CHUNK = 1024
 
 

@@ -30,7 +30,7 @@ JVP_RULES = student.JVP_RULES
 
 @dataclass(frozen=True)
 class ImageTeacherConfig(loop.LoopConfig):
-    """Flow-matching U-Net teacher on images. Defaults: 8x8 digits on a CPU (about 3 minutes on one core)."""
+    """Flow-matching U-Net teacher on images. Defaults: 8x8 digits on a CPU in minutes."""
 
     steps: int = 1500
     batch_size: int = 128
@@ -71,13 +71,11 @@ class Recipe(NamedTuple):
 MNIST_NET = unet.UNetConfig(channels=1, size=28, widths=(32, 64, 128), blocks=1, embed_dim=128)
 CIFAR_NET = unet.UNetConfig(channels=3, size=32, widths=(128, 256, 256), blocks=2, embed_dim=256, groups=32)
 RECIPES = {
-    # a quarter of each batch on the teacher's trajectories from the cube [-1, 1]^64 (book chapter 7: without it the
-    # map calls noise, constant and inverted images up to 3.7 bits per dim likelier than its teacher does)
+    # a quarter of each batch on the teacher's trajectories from the cube [-1, 1]^64, so that images that are not
+    # digits are scored as the teacher scores them (book chapter 7)
     "digits": Recipe(ImageTeacherConfig(), ImageDistillConfig(coverage_fraction=0.25)),
-    # MNIST's 256 grey levels make -div v huge near the data end: the Shortcut map learns the K-step schedules only with
-    # data-end times and step pairs (the 2-D lessons; measured on the CPU, 200 test images: K = 4 gap -1.07 bpd
-    # without, -0.003 with; K = 1, 2, 8: -0.04, -0.06, -0.58 without, -0.10, +0.04, +0.08 with). The digits (17
-    # levels) did not gain from them.
+    # MNIST's 256 grey levels make -div v huge near the data end: the Shortcut map learns the K-step schedules only
+    # with data-end times and step pairs, as in 2-D (benchmarks/README.md); the digits' 17 levels do not need them.
     "mnist": Recipe(ImageTeacherConfig(steps=6000, batch_size=256, lr=1e-3, net=MNIST_NET, device="auto",
                                        bf16=True),
                     ImageDistillConfig(steps=4000, batch_size=256, warm_steps=1000, div_scale=784.0, device="auto",
