@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                    "the density or the data file's stem)")
     _add_training_args(d, None, device)  # unset: the rule's own defaults, train.distill_config(rule)
     d.add_argument("--warm-steps", type=int, help="steps before the D head joins (default: the rule's)")
+    d.add_argument("--coverage-fraction", type=float, help="share of each batch off the data (0: none)")
 
     e = sub.add_parser("eval", help="log-likelihood of held-out samples under a saved teacher or flow map")
     e.add_argument("checkpoint", type=Path)
@@ -91,7 +92,8 @@ def _cmd_distill(args) -> int:
         raise ValueError("--data needs --teacher: the checkpoint of the velocity to distil")
     rule = args.rule or ("lsd" if args.density else "shortcut")
     teacher = checkpoint.load(args.teacher or checkpoint.teacher_path(args.density), device)
-    given = dict(steps=args.steps, warm_steps=args.warm_steps, batch_size=args.batch_size, lr=args.lr)
+    given = dict(steps=args.steps, warm_steps=args.warm_steps, batch_size=args.batch_size, lr=args.lr,
+                 coverage_fraction=args.coverage_fraction)
     config = train.distill_config(rule, device=args.device, **{k: v for k, v in given.items() if v is not None})
     if args.density:
         model = train.distill(teacher, toy.density(args.density), rule, config, seed=args.seed)
@@ -121,9 +123,9 @@ def read_tensor(path: Path):
                 else torch.from_numpy(np.load(path, allow_pickle=False)))
     except Exception as err:  # torch and numpy raise several types, depending on the damage
         raise ValueError(f"{path} is not a readable tensor file ({type(err).__name__})") from err
-    if not isinstance(data, torch.Tensor):
-        raise ValueError(f"{path} holds a {type(data).__name__}; save one tensor [N, *shape] (torch.save(x, path))")
-    return data
+    if isinstance(data, torch.Tensor):
+        return data
+    raise ValueError(f"{path} holds a {type(data).__name__}; save one tensor [N, *shape] (torch.save(x, path))")
 
 
 def _cmd_eval(args) -> int:

@@ -70,9 +70,7 @@ def hutchinson(f: Callable[..., torch.Tensor], x: torch.Tensor, *args: torch.Ten
     """Hutchinson's unbiased estimate div f(x) ~ (1/n) sum_j eps_j^T J_f(x) eps_j, one reverse-mode pass per probe.
 
     Args:
-        f: the field ``f(x, *args)``, ``[B, *shape] -> [B, *shape]``, samples independent.
-        x: points ``[B, *shape]``.
-        args: further inputs passed to ``f`` (e.g. times ``[B]``), not differentiated.
+        f, x, args: the field, the points and its further inputs, as in :func:`exact`.
         eps: fixed probes ``[n, B, *shape]`` (e.g. held constant along an ODE solve); drawn when ``None``.
         n: number of probes when drawing them.
         noise: ``"rademacher"`` (lower variance) or ``"gaussian"``.

@@ -63,6 +63,7 @@ def add_parser(sub, device: dict) -> None:
     d.add_argument("--teacher", type=Path, help="teacher checkpoint (default: data/checkpoints/teacher_DATA.pt)")
     d.add_argument("--rule", choices=losses.RULES, help="default: the dataset's recipe")
     d.add_argument("--warm-steps", type=int, help="phase 1 length (default: the dataset's recipe)")
+    d.add_argument("--coverage-fraction", type=float, help="share of each batch off the data (0: none)")
     d.add_argument("--probes", type=int, help="Hutchinson probes per image (default: the dataset's recipe)")
     e = acts.add_parser("bpd", help="bits per dim of test images: the teacher's ODE against the flow map's K jumps")
     e.add_argument("checkpoint", type=Path, help="a saved UNetFlowMap")
@@ -110,7 +111,8 @@ def _save(model, out: Path) -> int:
 def _distill(args) -> int:
     recipe = train.recipe(args.data)
     rule = args.rule or recipe.rule
-    config = _config(recipe.distill, args, warm_steps=args.warm_steps, probes=args.probes)
+    config = _config(recipe.distill, args, warm_steps=args.warm_steps, probes=args.probes,
+                     coverage_fraction=args.coverage_fraction)
     device = resolve_device(args.device)
     teacher = checkpoint.load(args.teacher or checkpoint.teacher_path(args.data), device)
     data = distributed.main_first(images_data.load, args.data, args.root, "train")

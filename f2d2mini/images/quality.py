@@ -21,18 +21,17 @@ from torch.nn import functional as F
 
 from f2d2mini import loop, losses
 from f2d2mini.images import data as images_data
+from f2d2mini.images.train import ImageLoopConfig
 
 __all__ = ["ClassifierConfig", "Classifier", "train_classifier", "accuracy", "features", "frechet_distance",
            "frechet_from_stats", "fid", "mosaic", "FIDUnavailable"]
 
 
 @dataclass(frozen=True)
-class ClassifierConfig(loop.LoopConfig):
+class ClassifierConfig(ImageLoopConfig):
     """A small CNN classifier whose penultimate features define the Fréchet distance. CPU defaults."""
 
     steps: int = 400
-    batch_size: int = 128
-    lr: float = 2e-3
     warmup: int = 20
     ema_decay: float = 0.99
     width: int = 32  # channels of the first conv (the second has twice as many)

@@ -21,20 +21,26 @@ from f2d2mini.distillation import DistillConfig
 from f2d2mini.images import data as images_data
 from f2d2mini.images import unet
 
-__all__ = ["ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "RULE", "JVP_RULES", "recipe", "teacher",
-           "distill"]
+__all__ = ["ImageLoopConfig", "ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "RULE", "JVP_RULES",
+           "recipe", "teacher", "distill"]
 
 RULE = "shortcut"  # the image rule: no JVP, the cheapest per step, and the paper's CIFAR-10 recipe
 JVP_RULES = student.JVP_RULES
 
 
 @dataclass(frozen=True)
-class ImageTeacherConfig(loop.LoopConfig):
+class ImageLoopConfig(loop.LoopConfig):
+    """The loop settings every image model starts from: batches and a learning rate for 8x8 digits on a CPU."""
+
+    batch_size: int = 128
+    lr: float = 2e-3
+
+
+@dataclass(frozen=True)
+class ImageTeacherConfig(ImageLoopConfig):
     """Flow-matching U-Net teacher on images. Defaults: 8x8 digits on a CPU in minutes."""
 
     steps: int = 1500
-    batch_size: int = 128
-    lr: float = 2e-3
     warmup: int = 100
     ema_decay: float = 0.999
     net: unet.UNetConfig = field(default_factory=lambda: unet.UNetConfig(widths=(16, 32), embed_dim=64))  # and sigma0
@@ -42,13 +48,11 @@ class ImageTeacherConfig(loop.LoopConfig):
 
 
 @dataclass(frozen=True)
-class ImageDistillConfig(DistillConfig):
+class ImageDistillConfig(ImageLoopConfig, DistillConfig):
     """F2D2 on images: the 2-D distillation settings with Hutchinson targets; the map copies the teacher's U-Net
     (warm start: u = v, D = 0) and adds the divergence head. Defaults: digits on a CPU."""
 
     steps: int = 1000
-    batch_size: int = 128
-    lr: float = 2e-3
     warmup: int = 50
     warm_steps: int = 100  # phase 1: velocity part only (short: the warm start already gives u = v)
     d_weight: float = 1.0  # weight of the D loss in phase 2
