@@ -255,6 +255,6 @@ def test_grid_score(data, n, cell):
     log_prob, reference = (values(data.draw, data.draw(mostly(st.just((n,)), (n, 1))), -30, 5) for _ in range(2))
     bad = failing(log_prob=good_log_densities(log_prob, n), cell_area=type(cell) is float and math.isfinite(cell) and
                   cell > 0, reference=good_log_densities(reference, n) and reference.max() >= metrics.MASS_LOG_PROB)
-    out = outcome(lambda: metrics.grid_score(log_prob, reference, cell), bad, far(log_prob, "log_prob"))
-    if out is not None:  # -inf where the reference has mass makes mae inf; nothing is nan
-        assert math.isfinite(out.integral) and not any(map(math.isnan, out)) and 0 <= out.off_by_1 <= 1
+    out = outcome(lambda: metrics.grid_score(log_prob, reference, cell), bad)
+    if out is not None:  # -inf where the reference has mass makes mae inf, a peak past float64 the integral; no nan
+        assert out.integral >= 0 and not any(map(math.isnan, out)) and 0 <= out.off_by_1 <= 1

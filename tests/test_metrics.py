@@ -40,3 +40,6 @@ def test_grid_score_of_a_density_against_itself_and_a_spurious_peak():
     assert score.overshoot == pytest.approx(2.0 - lp[far].item())
     assert score.integral == pytest.approx(exact.integral + (math.exp(2.0) - lp[far].exp().item()) * cell)
     assert score.mae == 0  # the peak is outside the reference's mass region: the overshoot is what catches it
+    peaked[far] = 1000.0  # e^1000 is past float64 (as the data-path map of chapter 5 is off the data): a score too
+    tower = f2.metrics.grid_score(peaked, lp, cell)
+    assert tower.integral == math.inf and tower.overshoot == pytest.approx(1000.0 - lp[far].item())
