@@ -1,5 +1,6 @@
 """Checkpoints round-trip, are written atomically, and reject files that are not theirs in one line that names
-the file: truncated or garbage bytes, a pickle that would run code (which never runs), another format version."""
+the file: truncated or garbage bytes, a pickle that would run code (which never runs), another format version; and the
+file names the commands write."""
 
 import pickle
 import zipfile
@@ -175,3 +176,9 @@ def test_a_save_interrupted_mid_write_keeps_the_old_file(model, tmp_path, monkey
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
     assert f2.load(path).net[0].weight.abs().sum() > 0  # the old weights, not the zeroed ones
+
+
+def test_paths_follow_the_cli_names(tmp_path):
+    assert f2.checkpoint.teacher_path("rings", tmp_path) == tmp_path / "teacher_rings.pt"
+    assert f2.checkpoint.flow_map_path("rings", "meanflow", tmp_path) == tmp_path / "f2d2_meanflow_rings.pt"
+    assert f2.checkpoint.teacher_path("digits") == f2.checkpoint.DEFAULT_DIR / "teacher_digits.pt"

@@ -1,25 +1,13 @@
-"""The command line: bad inputs exit with status 2 and name the choices; a tiny train + eval round trip."""
+"""cli: bad inputs exit with status 2 and name the choices; tiny round trips (teacher then eval; teacher, distill,
+eval and the f2d2 bench on the map the distill command wrote)."""
+
+import json
 
 import pytest
 import torch
+from helpers import run, tiny_teacher
 
 import f2d2mini as f2
-from f2d2mini import cli
-
-
-def run(capsys, *argv):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit_:  # argparse exits on its own errors
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
-def tiny_teacher(capsys, path):
-    code, text = run(capsys, "teacher", "--density", "gaussians8", "--steps", "20", "--batch-size", "64",
-                     "--device", "cpu", "--out", str(path))
-    assert code == 0 and path.is_file() and "saved" in text
 
 
 def test_unknown_density_lists_the_choices(capsys):
@@ -54,26 +42,6 @@ def test_train_then_eval(capsys, tmp_path):
     assert code == 2 and "pass steps" in text
 
 
-def test_bench_ode_writes_a_table_and_json(capsys, tmp_path):
-    ckpts = tmp_path / "ckpts"
-    tiny_teacher(capsys, ckpts / "teacher_gaussians8.pt")
-    out = tmp_path / "ode.json"
-    code, text = run(capsys, "bench", "ode", "--densities", "gaussians8", "--checkpoints", str(ckpts), "--n", "100",
-                     "--n-sweep", "20", "--max-steps", "4", "--json", str(out), "--device", "cpu")
-    assert code == 0 and "exact_entropy" in text and "mean_abs_error" in text
-    import json
-
-    report = json.loads(out.read_text())
-    assert [(r["solver"], r["steps"]) for r in report["solvers"]] == [
-        ("euler", 1), ("euler", 2), ("euler", 4), ("rk4", 1), ("rk4", 2), ("rk4", 4)]
-    assert report["reference"][0]["nfe"] > 0
-
-
-def test_bench_without_checkpoints_names_the_command(capsys, tmp_path):
-    code, text = run(capsys, "bench", "ode", "--densities", "rings", "--checkpoints", str(tmp_path))
-    assert code == 2 and "f2d2mini teacher --density rings" in text
-
-
 def test_distill_eval_and_bench_f2d2(capsys, tmp_path):
     ckpts = tmp_path / "ckpts"
     tiny_teacher(capsys, ckpts / "teacher_gaussians8.pt")
@@ -92,8 +60,6 @@ def test_distill_eval_and_bench_f2d2(capsys, tmp_path):
     code, text = run(capsys, "bench", "f2d2", "--densities", "gaussians8", "--rules", "shortcut", "--checkpoints",
                      str(ckpts), "--n", "100", "--grid-size", "41", "--json", str(out), "--device", "cpu")
     assert code == 0 and "speedup" in text and out.is_file()
-    import json
-
     grid = json.loads(out.read_text())["grid"]
     assert [row["steps"] for row in grid] == list(f2.flowmap.EVAL_STEPS) and "overshoot" in text
     assert abs(grid[0]["exact_integral"] - 1) < 0.01  # gaussians8 on the grid: its mass lies inside [-6, 6]^2

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_images import TINY_NET
+from helpers import TINY_NET
 
 from f2d2mini import checkpoint, distributed, losses
 from f2d2mini.images import data, likelihood

@@ -16,3 +16,8 @@ def test_markdown_is_a_pipe_table_with_escaped_pipes():
 def test_text_right_aligns_columns_under_their_names():
     text = Table([{"k": 1, "value": 0.5}, {"k": 10, "value": 2.0}], {"value": ".1f"}).text()
     assert text.splitlines() == [" k  value", " 1    0.5", "10    2.0"]
+
+
+def test_rows_with_different_fields_share_one_header():
+    text = Table([{"a": 1}, {"a": 2, "b": "x"}]).text()
+    assert text.splitlines() == ["a  b", "1   ", "2  x"]

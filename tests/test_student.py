@@ -45,7 +45,7 @@ def test_tensor_batches_are_shuffled_epochs_that_a_resumed_run_redraws():
 
 
 def test_the_map_follows_the_data_and_the_teacher():
-    assert student.default_net((7,), 0.5) == f2.nets.MLPConfig(dim=7, sigma0=0.5)
+    assert student.default_net((7,), 0.5) == f2.nets.MLPConfig(dim=7, space_features=f2.nets.SPACE_FEATURES, sigma0=0.5)
     assert student.default_net((3, 8, 8), 1.0).channels == 3
     with pytest.raises(ValueError, match=r"shape \(4, 6\): f2d2mini's maps take vectors"):
         student.default_net((4, 6), 1.0)
