@@ -59,6 +59,10 @@ class FourierFeatures(nn.Module):
         return torch.cat([x, xb.sin(), xb.cos()], dim=1)
 
 
+SPACE_FEATURES = 32  # random Fourier features of x in the teachers' and the fresh maps' default MLP: without them a
+# fresh checkerboard map's K = 4 error is 8% higher (benchmarks/README.md, `own`)
+
+
 @dataclass(frozen=True)
 class MLPConfig:
     """Architecture of :class:`VelocityMLP` (and the 2-D flow map's trunk), and the base it flows from."""
@@ -68,7 +72,7 @@ class MLPConfig:
     depth: int = 4  # hidden layers
     time_frequencies: int = 16  # sinusoidal features per time input
     max_frequency: float = 100.0  # largest angular frequency of the time features
-    space_features: int = 0  # random Fourier features of x (0: none)
+    space_features: int = 0  # random Fourier features of x (0: none; the defaults elsewhere: SPACE_FEATURES)
     space_scale: float = 1.0  # standard deviation of their frequencies
     sigma0: float = 1.0  # the base N(0, sigma0^2 I) at t = 0 that the model's flow starts from (saved with it)
 

@@ -31,8 +31,9 @@ def as_dicts(rows: Sequence) -> list[dict]:
 
 
 class Table:
-    """Rows of named values (dicts, dataclasses or named tuples with the same fields), shown as plain text by
-    ``print`` and as a markdown table by a notebook (``_repr_markdown_``).
+    """Rows of named values (dicts, dataclasses or named tuples), shown as plain text by ``print`` and as a markdown
+    table by a notebook (``_repr_markdown_``). The columns are every row's names in order of appearance; a row
+    without one shows an empty cell.
 
     Args:
         rows: the rows; their keys are the column names.
@@ -42,7 +43,7 @@ class Table:
 
     def __init__(self, rows: Sequence, formats: Mapping[str, str] | None = None, title: str | None = None):
         self.rows, self.formats, self.title = as_dicts(rows), dict(formats or {}), title
-        self.columns = list(self.rows[0]) if self.rows else []
+        self.columns = list(dict.fromkeys(c for r in self.rows for c in r))  # every row's, in order of appearance
 
     def _cell(self, column: str, value) -> str:
         if isinstance(value, float):
@@ -50,7 +51,7 @@ class Table:
         return format(value, self.formats[column]) if column in self.formats else str(value)
 
     def _cells(self) -> list[list[str]]:
-        return [[self._cell(c, r[c]) for c in self.columns] for r in self.rows]
+        return [[self._cell(c, r[c]) if c in r else "" for c in self.columns] for r in self.rows]
 
     def text(self) -> str:
         """Right-aligned columns under their names."""

@@ -45,9 +45,10 @@ def base_sigma0(teacher, config: DistillConfig) -> float:
 
 def default_net(shape: tuple[int, ...], sigma0: float) -> nets.MLPConfig | unet.UNetConfig:
     """The architecture of a fresh map for data points of ``shape``: the MLP for vectors ``(d,)``, the U-Net for
-    square images ``(C, H, H)``; anything else is an error that says how to choose one."""
+    square images ``(C, H, H)``; anything else is an error that says how to choose one. The MLP is the teachers'
+    default (with ``nets.SPACE_FEATURES`` Fourier features of x)."""
     if len(shape) == 1:
-        return nets.MLPConfig(dim=shape[0], sigma0=sigma0)
+        return nets.MLPConfig(dim=shape[0], space_features=nets.SPACE_FEATURES, sigma0=sigma0)
     if len(shape) == 3 and shape[1] == shape[2]:
         return unet.UNetConfig(channels=shape[0], size=shape[1], sigma0=sigma0)
     raise ValueError(f"data points of shape {shape}: f2d2mini's maps take vectors [N, d] (an MLP) or square images "

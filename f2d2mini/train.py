@@ -31,7 +31,7 @@ class TeacherConfig(LoopConfig):
     steps: int = 13_000  # a few minutes on a laptop CPU (benchmarks/README.md)
     batch_size: int = 512
     lr: float = 5e-3
-    net: nets.MLPConfig = field(default_factory=lambda: nets.MLPConfig(space_features=32))
+    net: nets.MLPConfig = field(default_factory=lambda: nets.MLPConfig(space_features=nets.SPACE_FEATURES))
     time_power: float = 2.0  # t = 1 - (1 - U)^time_power, U ~ U(0, 1): 1 is uniform, > 1 favours the data end
 
 
