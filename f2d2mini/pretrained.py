@@ -13,11 +13,12 @@ from pathlib import Path
 
 from f2d2mini import checkpoint, checks, losses, toy, train
 
-__all__ = ["SHIPPED_DIR", "FAST_ENV", "FAST_STEPS", "fast_mode", "teacher", "flow_map"]
+__all__ = ["SHIPPED_DIR", "FAST_ENV", "FAST_STEPS", "FAST_COVERAGE_POINTS", "fast_mode", "teacher", "flow_map"]
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / checkpoint.DEFAULT_DIR  # the repository's shipped files
 FAST_ENV = "F2D2MINI_FAST"
 FAST_STEPS = 300  # training steps of a missing checkpoint in fast mode
+FAST_COVERAGE_POINTS = 200  # and the coverage bank of a missing map (its default takes minutes before step one)
 
 
 def fast_mode() -> bool:
@@ -49,5 +50,5 @@ def flow_map(density: str, rule: str = "lsd", directory: str | os.PathLike = SHI
         return checkpoint.load(path).eval()
     config = _budget(train.distill_config(rule))
     if fast_mode():
-        config = replace(config, warm_steps=FAST_STEPS // 3)
+        config = replace(config, warm_steps=FAST_STEPS // 3, coverage_points=FAST_COVERAGE_POINTS)
     return train.distill(teacher(density, directory, seed), toy.density(density), rule, config, seed=seed)

@@ -46,14 +46,15 @@ def test_distill_eval_and_bench_f2d2(capsys, tmp_path):
     ckpts = tmp_path / "ckpts"
     tiny_teacher(capsys, ckpts / "teacher_gaussians8.pt")
     code, text = run(capsys, "distill", "--density", "gaussians8", "--rule", "shortcut", "--steps", "20",
-                     "--warm-steps", "5", "--batch-size", "32", "--device", "cpu",
+                     "--warm-steps", "5", "--batch-size", "32", "--device", "cpu", "--coverage-fraction", "0",
                      "--teacher", str(ckpts / "teacher_gaussians8.pt"),
                      "--out", str(ckpts / "f2d2_shortcut_gaussians8.pt"))
     assert code == 0 and "saved" in text
     saved = f2.load(ckpts / "f2d2_shortcut_gaussians8.pt").metadata["train_config"]
     rule_defaults = f2.train.distill_config("shortcut")  # flags not given keep the rule's defaults
     assert (saved["steps"], saved["warm_steps"], saved["lr"]) == (20, 5, rule_defaults.lr)
-    assert saved["adaptive_power"] == rule_defaults.adaptive_power
+    assert saved["adaptive_power"] == rule_defaults.adaptive_power and saved["coverage_fraction"] == 0  # (no bank
+    # of 5,000 teacher trajectories before step one: minutes)
     code, text = run(capsys, "eval", str(ckpts / "f2d2_shortcut_gaussians8.pt"), "--n", "100", "--steps", "2")
     assert code == 0 and "flow map, 2 jumps" in text and "NFE 2" in text
     out = tmp_path / "f2d2.json"

@@ -37,6 +37,7 @@ def test_missing_flow_map_is_distilled_in_fast_mode(tmp_path, monkeypatch):
     assert isinstance(model, f2.flowmap.JointFlowMap)
     assert model.history.step[-1] == 6  # the tiny budget, not the default config
     assert model.metadata["train_config"]["warm_steps"] == 6 // 3 and model.metadata["rule"] == "shortcut"
+    assert model.metadata["train_config"]["coverage_points"] == f2.pretrained.FAST_COVERAGE_POINTS
     assert not f2.checkpoint.flow_map_path("gaussians8", "shortcut", tmp_path).exists()  # fast runs are not saved
 
 
