@@ -131,10 +131,9 @@ def own_suite(checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
         except ImportError:
             warnings.warn(f"{PEER_MISSING}: the flow_matching ModelWrapper row is left out", stacklevel=2)
         else:
-            short = dict(steps=WRAPPER_CHECK["steps"], warm_steps=WRAPPER_CHECK["warm_steps"])  # same for both
-            wrapped, plain = (distil(label, velocity, data, "checkerboard", save=False, **short) for label, velocity in
-                              (("flow_matching", adapters.flow_matching(ModelWrapper(_Hidden(teacher)))),
-                               ("plain_module", _Hidden(teacher))))
+            fm_teacher = adapters.flow_matching(ModelWrapper(_Hidden(teacher)))
+            wrapped = distil("flow_matching", fm_teacher, data, "checkerboard", save=False, **WRAPPER_CHECK)
+            plain = distil("plain_module", _Hidden(teacher), data, "checkerboard", save=False, **WRAPPER_CHECK)
             runs[-2]["same map as plain_module"] = all(torch.equal(a, b) for a, b in
                                                        zip(wrapped.state_dict().values(), plain.state_dict().values()))
         squares = grid_reference(teacher, density, device)
