@@ -98,3 +98,27 @@ def test_centred_images_stay_on_their_device():
     """The bin centres are made on the images' device: on the meta device a CPU tensor would raise, as on CUDA."""
     images = torch.randint(0, 17, (6, 1, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     assert quality._centred(images.to("meta"), 17).device.type == "meta"
+
+
+def test_precision_recall_of_points_on_a_line_by_hand():
+    """k = 1 on a line. Real 0, 1, 2, 3: every radius is 1. Fake -0.9, 0.5, 10: radii 1.4, 1.4, 9.5.
+    Precision: -0.9 (0.9 from 0) and 0.5 are inside, 10 is not: 2/3. Recall: 0 (0.9 from -0.9) and 1 (0.5 from 0.5)
+    are inside, 2 is 1.5 from 0.5 but 8 from 10 (radius 9.5), 3 is 7 from 10: all four, 1."""
+    real = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    fake = torch.tensor([[-0.9], [0.5], [10.0]])
+    assert quality.precision_recall(real, fake, k=1) == pytest.approx((2 / 3, 1.0))
+    without_outlier = torch.tensor([[-0.9], [0.5], [1.2]])  # radii 1.4, 0.7, 0.7: 2 and 3 are outside
+    assert quality.precision_recall(real, without_outlier, k=1) == pytest.approx((1.0, 0.5))
+
+
+def test_precision_recall_with_k3_of_same_and_far_sets():
+    feats = torch.randn(400, 5, generator=torch.Generator().manual_seed(0))
+    assert quality.precision_recall(feats, feats, k=3) == (1.0, 1.0)
+    assert quality.precision_recall(feats, feats + 100.0, k=3) == (0.0, 0.0)
+    collapsed = feats[:1] + 1e-3 * feats[:50]  # all fakes on one real point: quality kept, diversity lost
+    precision, recall = quality.precision_recall(feats, collapsed, k=3)
+    assert precision == 1.0 and recall < 0.05
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        quality.precision_recall(feats, feats, k=0)
+    with pytest.raises(ValueError, match=r"\[N > k, F\]"):
+        quality.precision_recall(feats, feats[:3], k=3)

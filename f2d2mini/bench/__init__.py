@@ -10,12 +10,15 @@ the scripts only call these; the JSON lands in ``benchmarks/results/``.
     ood        "ood": a digits map's bits per dim of images that are not digits, against its teacher
     own        "own": models f2d2mini did not create (a hidden teacher, wine features) through f2d2mini.distill
     peer       "peer": the ODE likelihood and the maps against facebookresearch/flow_matching's ODE solver
+    guidance   "guidance": self-guidance of image maps: FD, precision/recall, confidence against the teacher
+    stepcost   "step-cost": seconds per F2D2 training step of each rule on images
     cli        the ``f2d2mini bench`` command
 Their tables, JSON reports and timings are :mod:`f2d2mini.reports`.
 """
 
-from f2d2mini.bench import flowmaps, images, mnist, ood, own, peer, seeds, solvers
+from f2d2mini.bench import flowmaps, guidance, images, mnist, ood, own, peer, seeds, solvers, stepcost
 from f2d2mini.bench.flowmaps import f2d2_suite
+from f2d2mini.bench.guidance import guidance_suite
 from f2d2mini.bench.images import digits_cpu, gpu_check
 from f2d2mini.bench.mnist import mnist_cpu
 from f2d2mini.bench.ood import ood_suite
@@ -23,7 +26,9 @@ from f2d2mini.bench.own import own_suite
 from f2d2mini.bench.peer import peer_suite
 from f2d2mini.bench.seeds import seeds_suite
 from f2d2mini.bench.solvers import HELDOUT_SEED, error_norm_suite, heldout, ode_suite
+from f2d2mini.bench.stepcost import step_cost_suite
 
-__all__ = ["flowmaps", "images", "mnist", "ood", "own", "peer", "seeds", "solvers", "f2d2_suite", "digits_cpu",
-           "gpu_check", "mnist_cpu", "ood_suite", "own_suite", "peer_suite", "seeds_suite", "ode_suite",
-           "error_norm_suite", "heldout", "HELDOUT_SEED"]
+__all__ = ["flowmaps", "guidance", "images", "mnist", "ood", "own", "peer", "seeds", "solvers", "stepcost",
+           "f2d2_suite", "digits_cpu", "gpu_check", "mnist_cpu", "ood_suite", "own_suite", "peer_suite",
+           "seeds_suite", "ode_suite", "error_norm_suite", "guidance_suite", "step_cost_suite", "heldout",
+           "HELDOUT_SEED"]

@@ -1,16 +1,19 @@
 """``f2d2mini bench SUITE``: parses a suite's arguments, runs it, prints its tables and writes its JSON report.
 
-Suites: ode, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error-norm (``f2d2mini bench --help``;
-``benchmarks/README.md`` says what each measures). The JSON lands in ``benchmarks/results/SUITE.json`` (dashes
-as underscores) unless ``--json`` says otherwise.
+Suites: ode, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error-norm, guidance, step-cost (``f2d2mini bench
+--help``; ``benchmarks/README.md`` says what each measures). The JSON lands in ``benchmarks/results/SUITE.json``
+(dashes as underscores; ``guidance_DATA.json`` and ``step_cost_DATA.json`` for the image suites of one dataset)
+unless ``--json`` says otherwise.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from f2d2mini import checkpoint, losses, ode, toy
 from f2d2mini.bench.flowmaps import GRID_SIZE
+from f2d2mini.bench.stepcost import StepCostConfig
 from f2d2mini.loop import resolve_device
 from f2d2mini.reports import write_report
 
@@ -73,9 +76,26 @@ def add_parser(sub, device: dict) -> None:
     own.add_argument("--out", type=Path, help="folder to save the distilled maps in")
     gpu = suites.add_parser("gpu", help="one GPU, no network: MNIST bits per dim vs K, CIFAR-10 speed/memory")
     gpu.add_argument("--tiny", action="store_true", help="tiny budgets: checks that everything runs (CPU, < 2 min)")
-    for s in (mnist, gpu):
+    guide = suites.add_parser("guidance", help="self-guidance of image maps: FD, precision/recall vs the teacher")
+    guide.add_argument("--maps", nargs="+", type=Path, help="flow maps (default: data/checkpoints/f2d2_RULE_DATA.pt "
+                       "of every rule there)")
+    guide.add_argument("--n", type=int, help="samples per map row (default: the dataset's, 10,000 for the digits)")
+    guide.add_argument("--teacher-n", type=int, help="samples of the teacher's rows (default: the dataset's)")
+    guide.add_argument("--lrs", type=float, nargs="+", help="learning rates of one guided step (default: a grid)")
+    cost = suites.add_parser("step-cost", help="seconds per F2D2 training step of each rule on images (medians)")
+    cost.add_argument("--rules", nargs="+", choices=losses.RULES, default=["shortcut", "meanflow"])
+    cost.add_argument("--steps", type=int, default=StepCostConfig.steps, help="steps per rule (default: %(default)s)")
+    cost.add_argument("--batch-size", type=int, help="default: the dataset's recipe")
+    for s in (guide, cost):
+        s.add_argument("--data", choices=("digits", "mnist"), default="digits")
+        s.add_argument("--teacher", type=Path, help="the teacher (default: data/checkpoints/teacher_DATA.pt)")
+        s.add_argument("--quick", action="store_true", help="tiny budgets: checks that everything runs (seconds)")
+    guide.add_argument("--train-split", choices=("test", "train"), default="test",
+                       help="MNIST: the maps' and classifier's training images, as in bench mnist")
+    guide.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
+    for s in (mnist, gpu, guide, cost):
         s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
-    for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error_norm):
+    for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error_norm, guide, cost):
         s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
         s.add_argument("--device", **device)
 
@@ -97,14 +117,39 @@ def _suite(args, device, json_path) -> dict:
         "peer": lambda: bench.peer_suite(args.densities, args.rules, args.maps, args.checkpoints, args.n, device),
         "ood": lambda: bench.ood_suite(args.maps, args.teacher, args.n, device, solver=args.solver,
                                        steps=args.ode_steps),
+        "guidance": lambda: bench.guidance_suite(args.data, _maps(args.maps), args.teacher, _guidance_config(args),
+                                                 device, root=args.root, mnist=args.mnist,
+                                                 train_split=args.train_split),
+        "step-cost": lambda: bench.step_cost_suite(args.data, args.rules, args.teacher, _cost_config(args), device,
+                                                   batch_size=args.batch_size, mnist=args.mnist),
     }
     return suites[args.suite]()
+
+
+def _maps(paths) -> dict | None:
+    """``--maps`` as ``{file name: path}``."""
+    return {p.stem: p for p in paths} if paths else None
+
+
+def _guidance_config(args):
+    from f2d2mini.bench import guidance
+
+    config = guidance.QUICK if args.quick else guidance.RECIPES[args.data]
+    given = {"n": args.n, "teacher_n": args.teacher_n, "lrs": tuple(args.lrs) if args.lrs else None}
+    return replace(config, **{k: v for k, v in given.items() if v is not None})
+
+
+def _cost_config(args):
+    from f2d2mini.bench import stepcost
+
+    return replace(stepcost.QUICK if args.quick else stepcost.StepCostConfig(), steps=args.steps)
 
 
 def run(args) -> int:
     """Runs ``f2d2mini bench SUITE``: prints its tables and writes its JSON report."""
     device = resolve_device(args.device)
-    json_path = args.json or RESULTS_DIR / f"{args.suite.replace('-', '_')}.json"
+    name = args.suite.replace("-", "_") + (f"_{args.data}" if args.suite in ("guidance", "step-cost") else "")
+    json_path = args.json or RESULTS_DIR / f"{name}.json"
     result = _suite(args, device, json_path)
     for table in result["tables"].values():
         print(f"\n{table}")
