@@ -24,8 +24,9 @@ def self_guide(model, x0: torch.Tensor, lr: float, steps: int = 1) -> torch.Tens
     """Returns new noise after ``steps`` Adam steps of size ``lr`` that raise J(x0) for every sample.
 
     Args:
-        model: a joint flow map ``model(x, t, s) -> FlowMapOutput(u, D)``.
-        x0: noise ``[B, *shape]`` of any floating dtype.
+        model: a joint flow map ``model(x, t, s) -> FlowMapOutput(u, D)``: points (2-D maps) or images (U-Net maps,
+            book chapter 6's "Guiding images"), on the device of ``x0``.
+        x0: noise ``[B, *shape]`` of any floating dtype, e.g. ``[B, C, H, W]`` for a U-Net map: every pixel moves.
         lr: Adam's learning rate (about the distance each coordinate moves per step), finite and > 0.
         steps: Adam steps (each one forward and one backward pass), 1..MAX_STEPS.
 

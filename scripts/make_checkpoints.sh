@@ -31,6 +31,6 @@ f2d2mini images teacher --data digits --device cpu --seed 0
 f2d2mini images distill --data digits --device cpu --seed 0
 f2d2mini images distill --data digits --coverage-fraction 0 --device cpu --seed 0 \
   --out "$out/f2d2_shortcut_digits_data_path.pt"
-# The MeanFlow (Eulerian) map of the same teacher, with the same recipe but three times the steps: chapter 6 guides
-# it and bench guidance measures it beside the Shortcut map.
-f2d2mini images distill --data digits --rule meanflow --steps 3000 --device cpu --seed 0
+# The MeanFlow (Eulerian) map of the same teacher (the digits recipe with MeanFlow's changes,
+# f2d2mini.images.train.RULE_CHANGES: 3,000 steps, adaptive weight): chapter 6 guides it beside the Shortcut map.
+f2d2mini images distill --data digits --rule meanflow --device cpu --seed 0

@@ -93,3 +93,14 @@ def test_meanflow_jvp_through_the_unet_is_a_finite_difference():
     mapped = images_train.distill(teacher, data.load("digits"), "meanflow", distill)
     assert {"meanflow/u", "meanflow/D"} <= set(mapped.history.metrics)
     assert all(math.isfinite(loss) for loss in mapped.history.loss)
+
+
+def test_a_rule_other_than_the_recipes_gets_its_changes():
+    digits = images_train.recipe("digits")
+    assert images_train.distill_config("digits", digits.rule) == digits.distill
+    meanflow = images_train.distill_config("digits", "meanflow")
+    assert meanflow == replace(digits.distill, **images_train.RULE_CHANGES["digits"]["meanflow"])
+    assert meanflow.adaptive_power > 0 and meanflow.steps > digits.distill.steps
+    assert images_train.distill_config("mnist", "lsd") == images_train.recipe("mnist").distill
+    with pytest.raises(ValueError, match="rule"):
+        images_train.distill_config("digits", "euler")

@@ -39,16 +39,17 @@ QUICK = StepCostConfig(steps=4, skip=1, coverage_fraction=0.0)
 def step_cost_suite(name: str = "digits", rules=("shortcut", "meanflow"), teacher_path=None,
                     config: StepCostConfig = StepCostConfig(), device: torch.device | str = "cpu", *,
                     batch_size: int | None = None, mnist=None) -> dict:
-    """Median seconds per training step of each rule in ``rules`` with the recipe of ``name`` (its batch, or
-    ``batch_size``), and each rule's cost relative to the first. Returns ``{"tables": ..., "report": ...}``."""
+    """Median seconds per training step of each rule in ``rules`` with its distillation config for ``name``
+    (:func:`f2d2mini.images.train.distill_config`; its batch, or ``batch_size``), and each rule's cost relative to
+    the first. Returns ``{"tables": ..., "report": ...}``."""
     device = torch.device(device)
     teacher = checkpoint.load(teacher_path or checkpoint.teacher_path(name), device)
     train, _ = load_splits(name, "data", mnist, "test")
-    recipe = images_train.recipe(name)
     rows = []
     for rule in rules:
-        cfg = replace(recipe.distill, steps=config.steps, log_every=1, checkpoint_every=0, device=device.type,
-                      coverage_points=config.coverage_points, batch_size=batch_size or recipe.distill.batch_size)
+        recipe_config = images_train.distill_config(name, rule)
+        cfg = replace(recipe_config, steps=config.steps, log_every=1, checkpoint_every=0, device=device.type,
+                      coverage_points=config.coverage_points, batch_size=batch_size or recipe_config.batch_size)
         if config.coverage_fraction is not None:
             cfg = replace(cfg, coverage_fraction=config.coverage_fraction)
         model = images_train.distill(teacher, train, rule, cfg)

@@ -111,7 +111,7 @@ def _save(model, out: Path) -> int:
 def _distill(args) -> int:
     recipe = train.recipe(args.data)
     rule = args.rule or recipe.rule
-    config = _config(recipe.distill, args, warm_steps=args.warm_steps, probes=args.probes,
+    config = _config(train.distill_config(args.data, rule), args, warm_steps=args.warm_steps, probes=args.probes,
                      coverage_fraction=args.coverage_fraction)
     device = resolve_device(args.device)
     teacher = checkpoint.load(args.teacher or checkpoint.teacher_path(args.data), device)
