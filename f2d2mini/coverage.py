@@ -31,11 +31,13 @@ from tqdm.auto import tqdm
 from f2d2mini import base, checkpoint, ode, times
 from f2d2mini import divergence as div
 
-__all__ = ["Region", "TrajectoryBank", "CoverageBatch", "trajectories", "tangent_points", "jumps", "warn_outside",
-           "OutsideRegionWarning", "SUBSTEPS"]
+__all__ = ["Region", "TrajectoryBank", "CoverageBatch", "trajectories", "carry_back", "tangent_points", "jumps",
+           "warn_outside", "OutsideRegionWarning", "SUBSTEPS", "BANK_TOL", "BANK_CHUNK"]
 
 SUBSTEPS = 8  # RK4 steps between two stored states: the teacher's jumps must be exact targets, and the bank is
 # built once per run, so accuracy wins over cost here
+BANK_TOL = 1e-4  # rtol = atol of an adaptive bank solve (per point, per stored interval)
+BANK_CHUNK = 500  # points per adaptive solve: each chunk takes the steps its own stiffest point needs
 
 
 @dataclass(frozen=True)
@@ -80,21 +82,50 @@ class CoverageBatch(NamedTuple):
 
 def trajectories(teacher, half_width: float, shape: tuple[int, ...], points: int, steps: int, *,
                  divergence: str = "exact", device: torch.device | str = "cpu", seed: int = 0,
-                 progress: bool = False) -> TrajectoryBank:
+                 progress: bool = False, solver: str = "rk4", tol: float = BANK_TOL) -> TrajectoryBank:
     """Carries ``points`` uniform points of [-half_width, half_width]^shape from t = 1 to t = 0 along the teacher's
-    coupled ODE (RK4, :data:`SUBSTEPS` steps per stored interval), keeping the states at tau_k = 1 - k / steps
-    (``progress``: a bar over the stored steps)."""
+    coupled ODE (:func:`carry_back`), keeping the states at tau_k = 1 - k / steps."""
     gen = base.make_generator(seed, device)
     x = (2 * torch.rand((points, *shape), generator=gen, device=device) - 1) * half_width
-    eps = div.probes(x, 1, generator=gen) if divergence == "hutchinson" else None
-    rhs, delta = ode.coupled(teacher, divergence, eps), torch.zeros(points, device=device)
-    xs, deltas, h = [x], [delta], 1.0 / steps
+    return carry_back(teacher, x, steps, divergence=divergence, generator=gen, progress=progress, solver=solver,
+                      tol=tol)
+
+
+def carry_back(teacher, x: torch.Tensor, steps: int, *, divergence: str = "exact",
+               generator: torch.Generator | None = None, progress: bool = False, solver: str = "rk4",
+               tol: float = BANK_TOL) -> TrajectoryBank:
+    """Carries the points ``x`` ``[points, *shape]`` at t = 1 back to t = 0 along the teacher's coupled ODE, keeping the
+    states at tau_k = 1 - k / steps (``progress``: a bar).
+
+    ``solver="rk4"`` takes :data:`SUBSTEPS` steps per stored interval, all points at once; an adaptive solver
+    (``"dopri5"``) makes one solve per chunk of :data:`BANK_CHUNK` points at rtol = atol = ``tol`` per point, each
+    taking the steps its own stiffest point needs, and reads the stored states from its dense output (images need
+    far fewer evaluations so than with fixed steps). A Hutchinson divergence holds one probe per trajectory along
+    it, drawn from ``generator``."""
+    eps = div.probes(x, 1, generator=generator) if divergence == "hutchinson" else None
+    size = BANK_CHUNK if solver in ode.ADAPTIVE else len(x)
+    starts = range(0, len(x), size)
+    with tqdm(total=len(x), desc="coverage: the teacher's trajectories", disable=not progress) as bar:
+        parts = [_carry(teacher, x[i:i + size], None if eps is None else eps[:, i:i + size], steps, divergence,
+                        solver, tol, bar) for i in starts]
+    return TrajectoryBank(torch.cat([part.x for part in parts], 1), torch.cat([part.delta for part in parts], 1))
+
+
+def _carry(teacher, x, eps, steps: int, divergence: str, solver: str, tol: float, bar) -> TrajectoryBank:
+    rhs, delta = ode.coupled(teacher, divergence, eps), torch.zeros(len(x), dtype=x.dtype, device=x.device)
+    h = 1.0 / steps
     with torch.no_grad():
-        for k in tqdm(range(steps), desc="coverage: the teacher's trajectories", disable=not progress):
-            x, delta = ode.integrate(rhs, (x, delta), 1 - k * h, 1 - (k + 1) * h, solver="rk4", steps=SUBSTEPS).state
-            xs.append(x)
-            deltas.append(delta)
-    return TrajectoryBank(torch.stack(xs), torch.stack(deltas))
+        if solver in ode.ADAPTIVE:
+            sol = ode.integrate(rhs, (x, delta), 1.0, 0.0, solver=solver, rtol=tol, atol=tol,
+                                stops=[1 - k * h for k in range(1, steps)])
+            states = [(x, delta), *sol.stops, sol.state]
+        else:
+            states = [(x, delta)]
+            for k in range(steps):
+                states.append(ode.integrate(rhs, states[-1], 1 - k * h, 1 - (k + 1) * h, solver=solver,
+                                            steps=SUBSTEPS).state)
+    bar.update(len(x))
+    return TrajectoryBank(torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states]))
 
 
 def tangent_points(bank: TrajectoryBank, n: int, gen: torch.Generator) -> CoverageBatch:

@@ -18,10 +18,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from f2d2mini import checks, coverage, flowmap, losses, nets, ode, times
+from f2d2mini import base, checks, coverage, flowmap, losses, nets, ode, times
 from f2d2mini.loop import LoopConfig, resolve_device
 
-__all__ = ["DistillConfig", "RULE_CHANGES", "PathPoints", "distill_config", "distill_loss", "frozen"]
+__all__ = ["DistillConfig", "RULE_CHANGES", "COVERAGE_SOURCES", "BANK_SEED", "PathPoints", "distill_config",
+           "distill_loss", "frozen"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class DistillConfig(LoopConfig):
     coverage_box: float = 6.0  # half-width B of the square [-B, B]^d covered at t = 1 (saved as model.region)
     coverage_points: int = 5000  # trajectories of the teacher from the square, solved once per run
     coverage_steps: int = 32  # stored states per trajectory, at t = 1 - k / steps (a multiple of every K in eval_steps)
+    coverage_source: str = "cube"  # where the trajectories start at t = 1: the square above, or "data" points
+    coverage_solver: str = "rk4"  # the bank's solver: fixed RK4 steps, or adaptive "dopri5" (per-point tolerance)
     div_hidden: int = 128  # hidden units of a U-Net map's divergence head
     net: nets.MLPConfig | None = None  # a fresh map's architecture (an MLPConfig, or an images.UNetConfig); None: the
     # teacher's own when it is a VelocityMLP or UNetVelocity (warm start), else one chosen from the data's shape
@@ -97,6 +100,8 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
     """
     checks.choice(rule, losses.RULES, "rule")
     checks.choice(config.divergence, ode.DIVERGENCES, "divergence")
+    checks.choice(config.coverage_source, COVERAGE_SOURCES, "coverage_source")
+    checks.choice(config.coverage_solver, ode.SOLVERS, "coverage_solver")
     if not (isinstance(config.div_scale, (int, float)) and config.div_scale > 0):
         raise ValueError(f"config.div_scale must be the map's R > 0, got {config.div_scale!r}")
     device = resolve_device(config.device)
@@ -110,9 +115,7 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
         nonlocal bank
         x0, x1 = draw(gen, step)
         if bank is None and config.coverage_fraction:  # the data's shape is known now
-            bank = coverage.trajectories(teacher, config.coverage_box, tuple(x1.shape[1:]), config.coverage_points,
-                                         config.coverage_steps, divergence=config.divergence, device=device,
-                                         progress=config.progress)
+            bank = _bank(teacher, draw, tuple(x1.shape[1:]), config, device)
         tangent, off = _path_points(x0, x1, bank, sizes, eval_steps, config.time_power, gen)
         weights = dict(d_weight=0.0 if step < config.warm_steps else config.d_weight, div_scale=config.div_scale,
                        adaptive_power=config.adaptive_power)
@@ -127,6 +130,25 @@ def distill_loss(teacher, draw: Callable, rule: str, config: DistillConfig) -> C
         return losses.LossOutput(diag.loss + off.loss, {**diag.metrics, **off.metrics})
 
     return loss_fn
+
+
+COVERAGE_SOURCES = ("cube", "data")
+BANK_SEED = 0  # the random stream of the bank's start points and probes (never the training's)
+
+
+def _bank(teacher, draw: Callable, shape: tuple[int, ...], config: DistillConfig, device) -> coverage.TrajectoryBank:
+    """The teacher's trajectories from ``config.coverage_points`` points of the square (``coverage_source="cube"``)
+    or of the data (``"data"``: batches of ``draw`` from the bank's own stream)."""
+    solve = dict(divergence=config.divergence, progress=config.progress, solver=config.coverage_solver)
+    if config.coverage_source == "cube":
+        return coverage.trajectories(teacher, config.coverage_box, shape, config.coverage_points,
+                                     config.coverage_steps, device=device, seed=BANK_SEED, **solve)
+    gen, points, step = base.make_generator(BANK_SEED, device), [], 0
+    while sum(map(len, points)) < config.coverage_points:
+        points.append(draw(gen, step).x1)
+        step += 1
+    x = torch.cat(points)[:config.coverage_points]
+    return coverage.carry_back(teacher, x, config.coverage_steps, generator=gen, **solve)
 
 
 class _Sizes(NamedTuple):

@@ -55,10 +55,12 @@ SAMPLE_STEPS = 100  # default Euler steps of sample(): a teacher's reference sam
 
 
 class ODESolution(NamedTuple):
-    """``state``: the solution at the end time (same structure as the initial state); ``nfe``: rhs evaluations."""
+    """``state``: the solution at the end time (same structure as the initial state); ``nfe``: rhs evaluations;
+    ``stops``: the states at the intermediate times asked for (``stops`` of :func:`integrate`)."""
 
     state: State
     nfe: int
+    stops: tuple = ()
 
 
 class Likelihood(NamedTuple):
@@ -102,7 +104,7 @@ def per_sample_norm(state: State) -> torch.Tensor:
 
 def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk4", steps: int | None = None,
               rtol: float = DEFAULT_TOL, atol: float = DEFAULT_TOL, max_nfe: int = MAX_NFE,
-              error_norm: str = "sample") -> ODESolution:
+              error_norm: str = "sample", stops: Sequence[float] = ()) -> ODESolution:
     """Solves dy/dt = rhs(t, y) from t0 to t1 (either direction) for a tuple state y.
 
     Args:
@@ -116,6 +118,8 @@ def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk
             diverging field would otherwise run without end).
         error_norm: an adaptive method's error control: ``"sample"`` (:func:`per_sample_norm`, every tensor of the
             state ``[B, ...]``) or ``"batch"`` (torchdiffeq's RMS over all entries of each tensor).
+        stops: times strictly between t0 and t1, in order, at which an adaptive method also reports the state
+            (from its dense output, in one solve); they come back in ``ODESolution.stops``.
     """
     checks.choice(solver, SOLVERS, "solver")
     checks.choice(error_norm, ERROR_NORMS, "error_norm")
@@ -135,6 +139,8 @@ def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk
         return tuple(rhs(float(t), y))
 
     if solver in TABLEAUS:
+        if stops:
+            raise ValueError(f"stops are reported by the adaptive solvers ({', '.join(ADAPTIVE)}), not by {solver!r}")
         if steps is None:
             raise ValueError(f"solver {solver!r} is fixed-step: pass steps (an integer >= 1)")
         checks.steps(steps)
@@ -151,10 +157,10 @@ def integrate(rhs: Rhs, state: State, t0: float, t1: float, *, solver: str = "rk
         return ODESolution(tuple(state), nfe)
     from torchdiffeq import odeint  # imported here to keep `import f2d2mini` light
 
-    times = torch.tensor([t0, t1], dtype=torch.float64)
+    times = torch.tensor([t0, *stops, t1], dtype=torch.float64)
     options = {"norm": per_sample_norm} if error_norm == "sample" else None
     ys = odeint(counted, tuple(state), times, method=solver, rtol=rtol, atol=atol, options=options)
-    return ODESolution(tuple(y[-1] for y in ys), nfe)
+    return ODESolution(tuple(y[-1] for y in ys), nfe, tuple(tuple(y[i] for y in ys) for i in range(1, len(stops) + 1)))
 
 
 def _at(velocity, x: torch.Tensor, t: float) -> torch.Tensor:

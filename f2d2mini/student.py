@@ -203,5 +203,6 @@ def distill(teacher, data, rule: str = "shortcut", config: DistillConfig | None 
     model = fit(model, distill_loss(teacher, draw, rule, local), config, seed=seed, desc=f"F2D2 {rule} {name}",
                 state_path=state_path, resume=resume, unit="img" if len(shape) == 3 else "samples",
                 metadata={**(metadata or {}), "rule": rule})
-    model.region = coverage.Region(config.coverage_box) if config.coverage_fraction else None
+    covered = config.coverage_fraction and config.coverage_source == "cube"
+    model.region = coverage.Region(config.coverage_box) if covered else None
     return model

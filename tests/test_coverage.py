@@ -79,3 +79,39 @@ def test_distillation_covers_a_share_of_each_part_and_saves_the_region(tmp_path)
     assert f2.train.distill(GMM.velocity, GMM, "lsd", uncovered).region is None
     with pytest.raises(ValueError, match="coverage_steps 6 must be a multiple of every K"):
         f2.distillation._sizes(dataclasses.replace(config, coverage_steps=6))
+
+
+def test_an_adaptive_bank_from_given_points_agrees_with_fine_fixed_steps(monkeypatch):
+    """carry_back with dopri5 (one solve per chunk, stored states from its dense output) and with 32 RK4 steps per
+    stored interval give the same trajectories of the same points, chunked or not."""
+    x = (2 * torch.rand(300, 2, generator=torch.Generator().manual_seed(0)) - 1) * 5
+    monkeypatch.setattr(coverage, "BANK_CHUNK", 128)  # three chunks
+    adaptive = coverage.carry_back(GMM.velocity, x, 8, solver="dopri5", tol=1e-6)
+    monkeypatch.setattr(coverage, "SUBSTEPS", 32)
+    fixed = coverage.carry_back(GMM.velocity, x, 8)
+    assert adaptive.x.shape == (9, 300, 2) and torch.equal(adaptive.x[0], x)
+    torch.testing.assert_close(adaptive.x, fixed.x, atol=2e-4, rtol=0)
+    torch.testing.assert_close(adaptive.delta, fixed.delta, atol=2e-4, rtol=0)
+
+
+def test_a_bank_from_the_data_starts_at_data_points_and_covers_no_region(monkeypatch):
+    """coverage_source="data": the trajectories start at points the data's draw gives (from the bank's own stream),
+    the map learns the teacher's jumps on them, and no region off the data is claimed."""
+    started = []
+    carry_back = coverage.carry_back
+
+    def spy(teacher, x, steps, **kwargs):
+        started.append(x)
+        return carry_back(teacher, x, steps, **kwargs)
+
+    monkeypatch.setattr(coverage, "carry_back", spy)
+    config = f2.train.DistillConfig(steps=3, warm_steps=1, batch_size=16, coverage_fraction=0.25,
+                                    coverage_points=40, coverage_steps=8, coverage_source="data",
+                                    coverage_solver="dopri5", progress=False,
+                                    net=f2.nets.MLPConfig(width=8, depth=1, time_frequencies=2))
+    model = f2.train.distill(GMM.velocity, GMM, "lsd", config)
+    assert model.region is None and {"coverage/u", "coverage/D"} <= set(model.history.metrics)
+    (x,) = started
+    assert x.shape == (40, 2) and GMM.log_prob(x).min() > -12  # data points, not a uniform square
+    with pytest.raises(ValueError, match="coverage_source 'grid'.*cube, data"):
+        f2.train.distill(GMM.velocity, GMM, "lsd", dataclasses.replace(config, coverage_source="grid"))

@@ -99,3 +99,16 @@ def test_ode_entry_points_reject_bad_points(bad, match):
         f2.ode.log_prob(v, bad, "euler", 1)
     with pytest.raises((ValueError, TypeError), match=match):
         f2.ode.sample(v, bad, steps=1)
+
+
+def test_adaptive_stops_are_the_solution_at_those_times():
+    """dy/dt = LAMBDA * y reported at intermediate times from one dopri5 solve: y(t) = exp(LAMBDA t) at each; a
+    fixed-step solver refuses stops."""
+    y0 = (torch.ones(1, dtype=torch.float64),)
+    stops = [0.25, 0.5, 0.75]
+    sol = f2.ode.integrate(lambda t, y: (LAMBDA * y[0],), y0, 0.0, 1.0, solver="dopri5", rtol=1e-9, atol=1e-9,
+                           stops=stops)
+    assert [s[0].item() for s in sol.stops] == pytest.approx([math.exp(LAMBDA * t) for t in stops], rel=1e-7)
+    assert sol.state[0].item() == pytest.approx(math.exp(LAMBDA), rel=1e-7)
+    with pytest.raises(ValueError, match="stops"):
+        f2.ode.integrate(lambda t, y: (y[0],), y0, 0.0, 1.0, solver="rk4", steps=4, stops=stops)

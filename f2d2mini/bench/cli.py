@@ -48,7 +48,9 @@ def add_parser(sub, device: dict) -> None:
     mnist.add_argument("--train-split", choices=("test", "train"), default="test",
                        help="train on 9,000 test images (default) or on the training split from --root")
     mnist.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
-    ood = suites.add_parser("ood", help="a digits map's bits per dim of images that are not digits vs its teacher")
+    mnist.add_argument("--seed", type=int, default=0, help="seed of the teacher and the map (default: %(default)s)")
+    ood = suites.add_parser("ood", help="a digits or MNIST map's bits per dim of images that are not digits vs its "
+                            "teacher")
     ood.add_argument("--maps", nargs="+", type=Path, default=[checkpoint.flow_map_path("digits", "shortcut")],
                      help="flow maps of one teacher (default: %(default)s)")
     ood.add_argument("--teacher", type=Path, help="its teacher (default: data/checkpoints/teacher_digits.pt)")
@@ -93,7 +95,7 @@ def add_parser(sub, device: dict) -> None:
     guide.add_argument("--train-split", choices=("test", "train"), default="test",
                        help="MNIST: the maps' and classifier's training images, as in bench mnist")
     guide.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
-    for s in (mnist, gpu, guide, cost):
+    for s in (mnist, gpu, ood, guide, cost):
         s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
     for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error_norm, guide, cost):
         s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
@@ -109,14 +111,15 @@ def _suite(args, device, json_path) -> dict:
         "f2d2": lambda: bench.f2d2_suite(args.rules, args.densities, args.checkpoints, args.n, device, args.grid_size),
         "digits": lambda: bench.digits_cpu(args.out, args.rule, args.teacher),
         "mnist": lambda: bench.mnist_cpu(args.out, json_path.with_suffix(".png"), mnist=args.mnist, quick=args.quick,
-                                         train_split=args.train_split, root=args.root, device=args.device),
+                                         train_split=args.train_split, root=args.root, device=args.device,
+                                         seed=args.seed),
         "gpu": lambda: bench.gpu_check(args.mnist, args.tiny, args.device),
         "seeds": lambda: bench.seeds_suite(args.rule, args.densities, args.seeds, args.checkpoints, device),
         "error-norm": lambda: bench.error_norm_suite(args.checkpoints, device),
         "own": lambda: bench.own_suite(args.checkpoints, args.n, args.out, args.parts, device),
         "peer": lambda: bench.peer_suite(args.densities, args.rules, args.maps, args.checkpoints, args.n, device),
-        "ood": lambda: bench.ood_suite(args.maps, args.teacher, args.n, device, solver=args.solver,
-                                       steps=args.ode_steps),
+        "ood": lambda: bench.ood_suite(args.maps, args.teacher, args.n, device, mnist=args.mnist,
+                                       solver=args.solver, steps=args.ode_steps),
         "guidance": lambda: bench.guidance_suite(args.data, _maps(args.maps), args.teacher, _guidance_config(args),
                                                  device, root=args.root, mnist=args.mnist,
                                                  train_split=args.train_split),

@@ -180,12 +180,10 @@ def load_splits(name: str, root, mnist, train_split: str) -> tuple[images_data.I
     """The training split (the classifier's; the training images' row) and the held-out images."""
     if name == "digits":
         return images_data.load("digits", split="train"), images_data.load("digits", split="test").images
-    from f2d2mini.bench.mnist import N_TRAIN
+    from f2d2mini.bench.mnist import splits
 
-    test = images_data.load("mnist", images_data.mnist_root(mnist), "test", download=False)
-    if train_split == "train":
-        return images_data.load("mnist", root, "train"), test.images
-    return images_data.Images(*(x[:N_TRAIN] for x in test[:2]), test.levels, "mnist"), test.images[N_TRAIN:]
+    train, held_out = splits(mnist, train_split, root)
+    return train, held_out.images
 
 
 def default_maps(name: str, directory=checkpoint.DEFAULT_DIR) -> dict[str, Path]:

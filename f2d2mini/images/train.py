@@ -21,8 +21,8 @@ from f2d2mini.distillation import DistillConfig
 from f2d2mini.images import data as images_data
 from f2d2mini.images import unet
 
-__all__ = ["ImageLoopConfig", "ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "RULE", "JVP_RULES",
-           "RULE_CHANGES", "recipe", "distill_config", "teacher", "distill"]
+__all__ = ["ImageLoopConfig", "ImageTeacherConfig", "ImageDistillConfig", "Recipe", "RECIPES", "MNIST_CPU", "RULE",
+           "JVP_RULES", "RULE_CHANGES", "recipe", "distill_config", "teacher", "distill"]
 
 RULE = "shortcut"  # the image rule: no JVP, the cheapest per step, and the paper's CIFAR-10 recipe
 JVP_RULES = student.JVP_RULES
@@ -90,6 +90,13 @@ RECIPES = {
                                          ema_decay=0.9999, div_scale=3072.0, device="auto", bf16=True)),
 }
 
+MNIST_CPU_NET = unet.UNetConfig(channels=1, size=28, widths=(16, 32, 64), embed_dim=64)  # 0.4 M parameters
+# MNIST on two CPU cores in under 25 minutes, evaluation included (f2d2mini bench mnist, the shipped MNIST models):
+# data-end times for the teacher too (where the likelihood is made), and a short EMA for a short run.
+MNIST_CPU = Recipe(ImageTeacherConfig(steps=3000, batch_size=128, lr=2e-3, net=MNIST_CPU_NET, time_power=2.0),
+                   ImageDistillConfig(steps=2000, batch_size=128, lr=2e-3, warm_steps=400, div_scale=784.0,
+                                      time_power=2.0, step_fraction=0.5))
+
 
 def recipe(name: str) -> Recipe:
     """The configs of ``name`` (one of :data:`f2d2mini.images.data.DATASETS`)."""
@@ -98,8 +105,8 @@ def recipe(name: str) -> Recipe:
 
 
 # Another rule than the recipe's on a dataset: what it changes in the recipe's distillation config. MeanFlow on the
-# digits: the adaptive weight (as in 2-D) halved its K = 1 / 2 / 4 bits-per-dim gap at 800 steps (-0.26 / -0.21 /
-# -0.17 -> -0.14 / -0.10 / -0.10), and it needs more steps than Shortcut (benchmarks/README.md, "guidance").
+# digits takes the adaptive weight of 2-D, which keeps its rare large errors from dominating, and more steps than
+# Shortcut, whose targets need no JVP (the measurements: benchmarks/README.md, "guidance").
 RULE_CHANGES = {"digits": {"meanflow": {"steps": 3000, "adaptive_power": 0.5}}}
 
 
