@@ -10,8 +10,8 @@ import torch
 
 from f2d2mini import checks
 
-__all__ = ["Batch", "log_prob", "make_generator", "sample", "sigma0_of", "resolve_sigma0", "same_sigma0", "SIGMA0",
-           "SEED_RANGE"]
+__all__ = ["Batch", "draw_points", "log_prob", "make_generator", "sample", "sigma0_of", "resolve_sigma0", "same_sigma0",
+           "SIGMA0", "SEED_RANGE"]
 
 
 class Batch(NamedTuple):
@@ -20,6 +20,15 @@ class Batch(NamedTuple):
 
     x0: torch.Tensor
     x1: torch.Tensor
+
+
+def draw_points(draw, n: int, generator: torch.Generator) -> Batch:
+    """``n`` pairs (x0, x1) from ``draw(generator, step)`` over steps 0, 1, ... (as many batches as it takes)."""
+    batches, step = [], 0
+    while sum(len(b.x1) for b in batches) < n:
+        batches.append(draw(generator, step))
+        step += 1
+    return Batch(*(torch.cat(part)[:n] for part in zip(*batches)))
 
 
 SIGMA0 = 1.0  # the convention for a velocity that declares no base (a plain function v(x, t))

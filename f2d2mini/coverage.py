@@ -32,11 +32,12 @@ from f2d2mini import base, checkpoint, ode, times
 from f2d2mini import divergence as div
 
 __all__ = ["Region", "TrajectoryBank", "CoverageBatch", "trajectories", "carry_back", "tangent_points", "jumps",
-           "warn_outside", "OutsideRegionWarning", "SUBSTEPS", "BANK_TOL", "BANK_CHUNK"]
+           "warn_outside", "warn_endpoints", "NoiseBand", "BAND_MARGIN", "OutsideRegionWarning", "SUBSTEPS", "BANK_TOL",
+           "BANK_CHUNK"]
 
 SUBSTEPS = 8  # RK4 steps between two stored states: the teacher's jumps must be exact targets, and the bank is
 # built once per run, so accuracy wins over cost here
-BANK_TOL = 1e-4  # rtol = atol of an adaptive bank solve (per point, per stored interval)
+BANK_TOL = 1e-3  # rtol = atol of an adaptive bank solve, per point: the jumps' targets to a fraction of a nat
 BANK_CHUNK = 500  # points per adaptive solve: each chunk takes the steps its own stiffest point needs
 
 
@@ -156,12 +157,15 @@ def jumps(bank: TrajectoryBank, n: int, eval_steps: torch.Tensor, gen: torch.Gen
 
 
 def warn_outside(model, x: torch.Tensor) -> None:
-    """Warns once per model when ``x`` has points outside ``model.region``, or when the map covered no region (it was
-    distilled on the data path alone: its likelihood is trusted on the data, not off it)."""
+    """Warns once per model when ``x`` has points outside ``model.region``, or when the map covered no region and has
+    no ``model.noise_band`` either (it was distilled on the data path alone: its likelihood is trusted on the data,
+    not off it)."""
     if getattr(model, "_warned_outside", False):
         return
     region = getattr(model, "region", None)
     if region is None:
+        if getattr(model, "noise_band", None) is not None:
+            return  # the endpoints decide: warn_endpoints
         message = ("this flow map was distilled on the data path alone (no coverage, so no model.region): its "
                    "log-likelihood is trusted on the data, not off it (see book chapter 5)")
     else:
@@ -172,3 +176,40 @@ def warn_outside(model, x: torch.Tensor) -> None:
                    f"its log-likelihood there is an extrapolation (see book chapter 5)")
     warnings.warn(message, OutsideRegionWarning, stacklevel=3)
     model._warned_outside = True
+
+
+@dataclass(frozen=True)
+class NoiseBand:
+    """Where the likelihood of an image map distilled on the data is trusted: the points whose K backward jumps land
+    where its training data's landed, |x_K|^2 / (d sigma0^2) in [low, high] (for noise of the base about
+    1 +- sqrt(2 / d)). Images unlike the data (noise, flat or inverted images) land far outside: the map was never
+    trained on the paths they take, and its log-likelihood there is an extrapolation."""
+
+    low: float
+    high: float
+
+    def contains(self, end: torch.Tensor, sigma0: float) -> torch.Tensor:
+        """``[B]`` booleans: the end points ``end`` ``[B, *shape]`` of the backward jumps inside the band."""
+        q = end.flatten(1).pow(2).mean(1) / sigma0**2
+        return (q >= self.low) & (q <= self.high)
+
+    def __str__(self) -> str:
+        return f"|x_K|^2 / (d sigma0^2) in [{self.low:.2f}, {self.high:.2f}]"
+
+
+checkpoint.register_attribute("noise_band", NoiseBand)  # saved with the map's weights, restored by f2d2mini.load
+BAND_MARGIN = 0.1  # the calibrated band widened by this on each side (two standard deviations of |z|^2 / d, d = 784)
+
+
+def warn_endpoints(model, end: torch.Tensor, sigma0: float, steps: int) -> None:
+    """Warns once per model when some of the end points ``end`` of ``steps`` backward jumps lie outside
+    ``model.noise_band`` (maps without one: nothing to check)."""
+    band = getattr(model, "noise_band", None)
+    if band is None or getattr(model, "_warned_outside", False):
+        return
+    outside = int((~band.contains(end, sigma0)).sum())
+    if outside:
+        warnings.warn(f"{outside} of {len(end)} points jump back ({steps} jumps) outside the band where this flow "
+                      f"map's training data land, {band}: they are unlike its data, and their log-likelihood is an "
+                      f"extrapolation (see book chapter 7)", OutsideRegionWarning, stacklevel=3)
+        model._warned_outside = True

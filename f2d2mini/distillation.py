@@ -57,6 +57,8 @@ class DistillConfig(LoopConfig):
     coverage_source: str = "cube"  # where the trajectories start at t = 1: the square above, or "data" points
     coverage_solver: str = "rk4"  # the bank's solver: fixed RK4 steps, or adaptive "dopri5" (per-point tolerance)
     div_hidden: int = 128  # hidden units of a U-Net map's divergence head
+    profile_intervals: int = 0  # J > 0: a U-Net map's D = P(t, s) (1 + head) over the teacher's divergence profile
+    profile_points: int = 256  # data-path points whose mean -div v makes the profile at each of its J + 1 knots
     net: nets.MLPConfig | None = None  # a fresh map's architecture (an MLPConfig, or an images.UNetConfig); None: the
     # teacher's own when it is a VelocityMLP or UNetVelocity (warm start), else one chosen from the data's shape
 
@@ -143,12 +145,9 @@ def _bank(teacher, draw: Callable, shape: tuple[int, ...], config: DistillConfig
     if config.coverage_source == "cube":
         return coverage.trajectories(teacher, config.coverage_box, shape, config.coverage_points,
                                      config.coverage_steps, device=device, seed=BANK_SEED, **solve)
-    gen, points, step = base.make_generator(BANK_SEED, device), [], 0
-    while sum(map(len, points)) < config.coverage_points:
-        points.append(draw(gen, step).x1)
-        step += 1
-    x = torch.cat(points)[:config.coverage_points]
-    return coverage.carry_back(teacher, x, config.coverage_steps, generator=gen, **solve)
+    gen = base.make_generator(BANK_SEED, device)
+    x1 = base.draw_points(draw, config.coverage_points, gen).x1
+    return coverage.carry_back(teacher, x1, config.coverage_steps, generator=gen, **solve)
 
 
 class _Sizes(NamedTuple):

@@ -21,7 +21,7 @@ from f2d2mini import base, checkpoint, checks, coverage, nets
 from f2d2mini.times import per_point
 
 __all__ = ["FlowMapOutput", "FlowMapConfig", "JointFlowMap", "ODEFlowMap", "Jumps", "Samples", "jumps", "sample",
-           "sample_and_log_prob", "log_prob", "REVERSALS", "EVAL_STEPS", "FewStepMethods"]
+           "sample_and_log_prob", "log_prob", "trusted", "REVERSALS", "EVAL_STEPS", "FewStepMethods"]
 
 REVERSALS = ("exact", "first_order")
 EVAL_STEPS = (1, 2, 4, 8)  # the numbers of jumps K that benchmarks, chapters and step-pair training use
@@ -234,4 +234,18 @@ def log_prob(model, x: torch.Tensor, steps: int = 4, *, reversal: str = "exact",
     with torch.no_grad():
         out = jumps(model, x, torch.linspace(1.0, 0.0, steps + 1), reversal)
     end = checks.finite_result(out.x, x, "x", "the noise that x jumps back to")
+    coverage.warn_endpoints(model, end, sigma0, steps)
     return checks.finite_result(base.log_prob(end, sigma0) - out.delta, x, "x", "log_prob")
+
+
+def trusted(model, x: torch.Tensor, steps: int = 4) -> torch.Tensor:
+    """``[B]`` booleans: the points of ``x`` whose K-step likelihood the map can be trusted with, inside its
+    ``region`` and with backward jumps that land inside its ``noise_band`` (a map with neither: every point)."""
+    x = checks.points(x, model, owner="flow map")
+    region, band = getattr(model, "region", None), getattr(model, "noise_band", None)
+    inside = region.contains(x) if region is not None else torch.ones(len(x), dtype=torch.bool, device=x.device)
+    if band is not None:
+        with torch.no_grad():
+            end = jumps(model, x, torch.linspace(1.0, 0.0, steps + 1)).x
+        inside &= band.contains(end, base.resolve_sigma0(model, name="flow map"))
+    return inside

@@ -18,19 +18,23 @@ from pathlib import Path
 
 import torch
 
-from f2d2mini import adapters, base, checks, coverage, distributed, flowmap, losses, nets
+from f2d2mini import adapters, base, checks, coverage, distributed, div_profile, flowmap, losses, nets
 from f2d2mini import divergence as div
 from f2d2mini.distillation import DistillConfig, distill_config, distill_loss, frozen
 from f2d2mini.images import unet
 from f2d2mini.loop import fit, resolve_device
 
 __all__ = ["distill", "student_map", "default_net", "base_sigma0", "tensor_batches", "check_teacher", "JVP_RULES",
-           "STEP_SEED_STRIDE", "CHECK_POINTS", "CHECK_SEED"]
+           "STEP_SEED_STRIDE", "CHECK_POINTS", "CHECK_SEED", "PROFILE_SEED",
+           "BAND_SEED", "BAND_POINTS", "noise_band"]
 
 JVP_RULES = ("meanflow", "lsd")  # rules whose loss differentiates the map with torch.func.jvp
 STEP_SEED_STRIDE = 1_000_003  # a prime: the data drawn at step k (or epoch k) of seed s comes from seed s * STRIDE + k
 CHECK_POINTS = 128  # points of the batch on which the teacher is checked before training
 CHECK_SEED = 12_345  # the check's own random stream: it draws nothing from the training's
+PROFILE_SEED = 54_321  # the divergence profile's own random stream, likewise
+BAND_SEED = 24_680  # and the noise band's (its data points)
+BAND_POINTS = 256  # data points whose backward jumps calibrate an image map's noise band
 
 
 def base_sigma0(teacher, config: DistillConfig) -> float:
@@ -64,18 +68,21 @@ def student_map(teacher, shape: tuple[int, ...], config: DistillConfig) -> torch
     architecture of a fresh map instead.
     """
     R = config.div_scale
+    if config.profile_intervals and (len(shape) != 3 or isinstance(config.net, nets.MLPConfig)):
+        raise ValueError(f"profile_intervals={config.profile_intervals} is for U-Net maps of images [N, C, H, H]; "
+                         f"set it to 0 for data points of shape {tuple(shape)}")
     if config.net is None and isinstance(teacher, nets.VelocityMLP):
         _same_shape(shape, (teacher.config.dim,))
         return flowmap.JointFlowMap.from_teacher(teacher, R)
     if config.net is None and isinstance(teacher, unet.UNetVelocity):
         c = teacher.config
         _same_shape(shape, (c.channels, c.size, c.size))
-        return unet.UNetFlowMap.from_teacher(teacher, R, config.div_hidden)
+        return unet.UNetFlowMap.from_teacher(teacher, R, config.div_hidden, config.profile_intervals)
     net = config.net if config.net is not None else default_net(shape, base_sigma0(teacher, config))
     base_sigma0(teacher, dataclasses.replace(config, net=net))
     fields = {f.name: getattr(net, f.name) for f in dataclasses.fields(type(net))}
     if isinstance(net, unet.UNetConfig):
-        fields.update(div_scale=R, div_hidden=config.div_hidden)
+        fields.update(div_scale=R, div_hidden=config.div_hidden, profile_intervals=config.profile_intervals)
         model = unet.UNetFlowMap(unet.UNetFlowMapConfig(**fields))
     else:
         model = flowmap.JointFlowMap(flowmap.FlowMapConfig(**{**fields, "div_scale": R}))
@@ -199,10 +206,30 @@ def distill(teacher, data, rule: str = "shortcut", config: DistillConfig | None 
     model = student_map(teacher, shape, config)
     base.same_sigma0(teacher, model)
     check_teacher(frozen(teacher, device), batch, config.divergence, check_gen)
+    if getattr(model, "profile", None) is not None:  # the teacher's mean -div v over time, before any step
+        gen = base.make_generator(PROFILE_SEED, device)
+        points = base.draw_points(draw, config.profile_points, gen)
+        model.profile.values.copy_(div_profile.estimate(frozen(teacher, device), points, config.profile_intervals,
+                                                         gen, divergence_kind=config.divergence))
     local = dataclasses.replace(config, batch_size=distributed.local_batch(config.batch_size))  # one rank's batch
     model = fit(model, distill_loss(teacher, draw, rule, local), config, seed=seed, desc=f"F2D2 {rule} {name}",
                 state_path=state_path, resume=resume, unit="img" if len(shape) == 3 else "samples",
                 metadata={**(metadata or {}), "rule": rule})
     covered = config.coverage_fraction and config.coverage_source == "cube"
     model.region = coverage.Region(config.coverage_box) if covered else None
+    if not covered and len(shape) == 3:  # an image map trusted on its data: where the data's jumps land
+        points = base.draw_points(draw, BAND_POINTS, base.make_generator(BAND_SEED, device))
+        model.noise_band = noise_band(model, points.x1)
     return model
+
+
+def noise_band(model, x1: torch.Tensor) -> coverage.NoiseBand:
+    """The band of |x_K|^2 / (d sigma0^2) in which the K backward jumps of data points ``x1`` land, over every K of
+    :data:`f2d2mini.flowmap.EVAL_STEPS`, widened by :data:`f2d2mini.coverage.BAND_MARGIN` on each side."""
+    sigma0, q = base.resolve_sigma0(model, name="flow map"), []
+    with torch.no_grad():
+        for k in flowmap.EVAL_STEPS:
+            end = flowmap.jumps(model, x1, torch.linspace(1.0, 0.0, k + 1)).x
+            q.append(end.flatten(1).pow(2).mean(1) / sigma0**2)
+    q = torch.cat(q)
+    return coverage.NoiseBand(q.min().item() - coverage.BAND_MARGIN, q.max().item() + coverage.BAND_MARGIN)

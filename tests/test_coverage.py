@@ -115,3 +115,19 @@ def test_a_bank_from_the_data_starts_at_data_points_and_covers_no_region(monkeyp
     assert x.shape == (40, 2) and GMM.log_prob(x).min() > -12  # data points, not a uniform square
     with pytest.raises(ValueError, match="coverage_source 'grid'.*cube, data"):
         f2.train.distill(GMM.velocity, GMM, "lsd", dataclasses.replace(config, coverage_source="grid"))
+
+
+def test_a_noise_band_trusts_the_points_whose_jumps_land_in_it():
+    """The flow of the Gaussian path from N(0, I) to N(0, I) carries every image back to itself, so an image is in
+    the band exactly when its own |x|^2 / d is: the band decides trust and the warning of log_prob."""
+    exact = f2.flowmap.ODEFlowMap(f2.gaussian_path.GaussianPathVelocity(1.0), "rk4", 8)
+    exact.noise_band = coverage.NoiseBand(0.8, 1.2)
+    z = torch.randn(16, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    z = z / z.flatten(1).pow(2).mean(1).sqrt().view(-1, 1, 1, 1)  # |z|^2 / d = 1
+    assert f2.flowmap.trusted(exact, z, 2).all() and not f2.flowmap.trusted(exact, 2 * z, 2).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f2.flowmap.log_prob(exact, z, 2)
+    with pytest.warns(coverage.OutsideRegionWarning, match=r"16 of 16 points jump back \(2 jumps\) outside .*"
+                                                           r"\[0\.80, 1\.20\]"):
+        f2.flowmap.log_prob(exact, 2 * z, 2)

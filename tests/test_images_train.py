@@ -25,6 +25,9 @@ def test_digits_pipeline_end_to_end():
     for rule in ("shortcut", "lsd"):
         model = images_train.distill(teacher, train_data, rule, distill)
         assert {f"{rule}/D", "tangent/D"} <= set(model.history.metrics)
+    # no coverage: trusted where its own data's backward jumps land (a band calibrated on 256 of them)
+    z = likelihood.dequantized(train_data.images[:64], train_data.levels, 5, "cpu")
+    assert model.region is None and f2.flowmap.trusted(model, z, 4).float().mean() > 0.9
     rows = likelihood.bpd_table(teacher, model, test.images[:8], test.levels, (1, 4), solver="euler", steps=4)
     assert [r.nfe for r in rows] == [4, 1, 4]
     assert all(math.isfinite(r.bpd) for r in rows) and rows[0].gap == 0.0

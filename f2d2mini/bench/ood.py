@@ -47,15 +47,20 @@ def ood_rows(teacher, maps: dict, inputs: dict[str, torch.Tensor], levels: int, 
              **reference) -> list[dict]:
     """Per kind of input and flow map (``maps``: name -> map of the same teacher): the teacher's ODE bits per dim
     (``reference``: options of :func:`f2d2mini.images.likelihood.ode_bpd`, e.g. one of :data:`REFERENCES`), solved
-    once per kind, and the map's gap at each K (map minus teacher, mean over the images; negative: the map calls the
-    images likelier than its teacher does)."""
+    once per kind, the map's gap at each K (map minus teacher, mean over the images; negative: the map calls the
+    images likelier than its teacher does), and the share of the images it warns about (:func:`f2d2mini.flowmap.
+    trusted` false at some K)."""
     rows = []
     for kind, images in inputs.items():
         ref = likelihood.ode_bpd(teacher, images, levels=levels, **reference).per_image
         for name, model in maps.items():
             row = {"input": kind, "map": name, "teacher bpd": ref.mean().item()}
+            z = likelihood.dequantized(images, levels, likelihood.DEQUANT_SEED, next(model.parameters()).device)
+            trusted = torch.ones(len(images), dtype=torch.bool)
             for k in ks:
                 row[f"gap K={k}"] = (likelihood.bpd(model, images, k, levels=levels).per_image - ref).mean().item()
+                trusted &= flowmap.trusted(model, z, k).cpu()
+            row["warned"] = 1 - trusted.float().mean().item()  # share of the images the map warns about at some K
             rows.append(row)
     return rows
 
@@ -84,7 +89,7 @@ def ood_suite(map_paths, teacher_path=None, n: int = 100, device: torch.device |
     rows = ood_rows(teacher, maps, ood_inputs(test, n), test.levels, **reference)
     title = (f"{dataset}: bits per dim of {n} images of each kind (teacher: {reference['solver']}, "
              f"{reference['divergence']} divergence)")
-    formats = {c: "+.3f" for c in rows[0] if c.startswith("gap")} | {"teacher bpd": ".3f"}
+    formats = {c: "+.3f" for c in rows[0] if c.startswith("gap")} | {"teacher bpd": ".3f", "warned": ".2f"}
     report = {"dataset": dataset, "reference": reference, "rows": rows, "n": n,
               "maps": {Path(path).stem: str(path) for path in map_paths}}
     return {"tables": {"ood": Table(rows, formats, title=title)}, "report": report}

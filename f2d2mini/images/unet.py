@@ -8,8 +8,9 @@ flattened feature map:
 
     D(x, t, s) = R * MLP([mean_hw(h_mid), mean_hw(h_out), emb(t, s)]),
 
-with R = ``config.div_scale`` saved in the checkpoint. GroupNorm normalises each image on its own, so samples stay
-independent, as divergences require.
+with R = ``config.div_scale`` saved in the checkpoint; with a divergence profile (``config.profile_intervals``,
+:mod:`f2d2mini.div_profile`) the head is a relative correction instead, D = P(t, s) (1 + MLP(...)). GroupNorm
+normalises each image on its own, so samples stay independent, as divergences require.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from f2d2mini import checkpoint, checks, nets
+from f2d2mini import checkpoint, checks, div_profile, nets
 from f2d2mini.flowmap import FewStepMethods, FlowMapOutput
 
 __all__ = ["UNetConfig", "UNetFlowMapConfig", "UNet", "UNetVelocity", "UNetFlowMap"]
@@ -56,6 +57,7 @@ class UNetFlowMapConfig(UNetConfig):
 
     div_scale: float = 64.0  # R: the head regresses D / R (about the number of dimensions d)
     div_hidden: int = 128  # hidden units of the divergence head
+    profile_intervals: int = 0  # J > 0: D = P(t, s) (1 + head) over the teacher's divergence profile on J intervals
 
 
 class ResBlock(nn.Module):
@@ -164,13 +166,17 @@ class UNetFlowMap(FewStepMethods, nn.Module):
         self.body = UNet(config, n_times=2)
         self.div_head = nn.Sequential(nn.Linear(self.body.pooled_dim, config.div_hidden), nn.SiLU(),
                                       nn.Linear(config.div_hidden, 1))
+        intervals = config.profile_intervals
+        self.profile = div_profile.DivergenceProfile(intervals) if intervals else None  # filled by div_profile.estimate
 
     @classmethod
-    def from_teacher(cls, teacher: UNetVelocity, div_scale: float,
-                     div_hidden: int = UNetFlowMapConfig.div_hidden) -> UNetFlowMap:
-        """A map with u(x, t, s) = v(x, t) for every s and D = 0: the teacher's weights (and base sigma0), zero
-        weights on the features of s and on the divergence head's last layer. The warm start of phased training."""
-        config = UNetFlowMapConfig(**asdict(teacher.config), div_scale=div_scale, div_hidden=div_hidden)
+    def from_teacher(cls, teacher: UNetVelocity, div_scale: float, div_hidden: int = UNetFlowMapConfig.div_hidden,
+                     profile_intervals: int = 0) -> UNetFlowMap:
+        """A map with u(x, t, s) = v(x, t) for every s and D = 0 (D = P(t, s) with a profile): the teacher's weights
+        (and base sigma0), zero weights on the features of s and on the divergence head's last layer. The warm start
+        of phased training."""
+        config = UNetFlowMapConfig(**asdict(teacher.config), div_scale=div_scale, div_hidden=div_hidden,
+                                   profile_intervals=profile_intervals)
         model = cls(config)
         own, src = model.body.state_dict(), teacher.body.state_dict()
         first = "time_mlp.0.weight"  # [E, 2 * features]: the t half from the teacher, the s half zero
@@ -190,7 +196,10 @@ class UNetFlowMap(FewStepMethods, nn.Module):
         t = checks.time(t, len(x), x, "t", finite=False)
         s = checks.time(s, len(x), x, "s", finite=False)
         u, pooled = self.body(x, [t, s])
-        return FlowMapOutput(u, self.config.div_scale * self.div_head(pooled)[:, 0])
+        head = self.div_head(pooled)[:, 0]
+        if self.profile is None:
+            return FlowMapOutput(u, self.config.div_scale * head)
+        return FlowMapOutput(u, self.profile.average(t, s) * (1 + head))
 
     @property
     def event_shape(self) -> tuple[int, ...]:
