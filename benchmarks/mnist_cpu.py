@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))  # this working tree's f2d2mini
 
 from f2d2mini.cli import main  # noqa: E402
 
-DEFAULTS = ["--out", str(ROOT / "data" / "checkpoints" / "mnist_cpu"),
+DEFAULTS = ["--out", str(ROOT / "data" / "checkpoints"),
             "--json", str(ROOT / "benchmarks" / "results" / "mnist_cpu.json"), "--device", "cpu"]
 
 if __name__ == "__main__":

@@ -67,3 +67,44 @@ def test_shipped_flow_maps_are_densities_on_the_whole_square(density):
             score = f2.metrics.grid_score(model.log_prob(square, k), reference, cell)
             assert abs(math.log(score.integral)) < LOOSE_LOG_INTEGRAL, (path.name, k, score)
             assert score.mae < LOOSE_GRID_ERROR and score.overshoot < LOOSE_OVERSHOOT, (path.name, k, score)
+
+
+# The benchmark's K-step bits per dim are deterministic (the same images and dequantization noise); across machines
+# and thread counts float32 sums differ by ~1e-6 bpd.
+RECOMPUTED_BPD = 1e-3
+
+
+def test_shipped_mnist_models_are_the_recipes_and_the_benchmarks():
+    """teacher_mnist.pt and f2d2_shortcut_mnist.pt were made by the MNIST CPU recipe as it stands, under 4 MiB each;
+    the map's K-step bits per dim of the 1,000 held-out images are those in results/mnist_cpu.json; a test digit is
+    inside its noise band and uniform noise is warned about."""
+    import json
+    import warnings
+    from dataclasses import asdict
+
+    from f2d2mini.bench import mnist
+    from f2d2mini.images import likelihood
+    from f2d2mini.images import train as images_train
+
+    try:
+        held_out = mnist.splits()[1]
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    teacher = f2.load(CHECKPOINTS / "teacher_mnist.pt")
+    model = f2.load(CHECKPOINTS / "f2d2_shortcut_mnist.pt")
+    for saved, config in ((teacher, images_train.MNIST_CPU.teacher), (model, images_train.MNIST_CPU.distill)):
+        assert saved.metadata["train_config"] == json.loads(json.dumps(asdict(config)))
+    assert all((CHECKPOINTS / f).stat().st_size < 4 * 2**20 for f in ("teacher_mnist.pt", "f2d2_shortcut_mnist.pt"))
+    report = json.loads((CHECKPOINTS.parents[1] / "benchmarks" / "results" / "mnist_cpu.json").read_text())
+    images = held_out.images[:report["n_test"]]
+    recorded = {r["nfe"]: r["bpd"] for r in report["rows"][1:] if "reversal" not in r["method"]}
+    for k, value in recorded.items():
+        assert abs(likelihood.bpd(model, images, k, levels=256).bpd - value) < RECOMPUTED_BPD, k
+    digit = likelihood.dequantized(images[:1], 256, likelihood.DEQUANT_SEED, "cpu")
+    noise = torch.rand(1, *model.event_shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert f2.flowmap.trusted(model, digit).all() and not f2.flowmap.trusted(model, noise).any()
+    with pytest.warns(f2.coverage.OutsideRegionWarning, match="band"):
+        f2.load(CHECKPOINTS / "f2d2_shortcut_mnist.pt").log_prob(noise, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f2.load(CHECKPOINTS / "f2d2_shortcut_mnist.pt").log_prob(digit, 4)

@@ -7,7 +7,7 @@ the scripts only call these; the JSON lands in ``benchmarks/results/``.
     images     "digits" (CPU) and "gpu" (MNIST bits per dim vs K, the CIFAR-10 recipe's speed and memory)
     mnist      "mnist": real MNIST on the CPU, the teacher's dopri5 bits per dim against K jumps
     seeds      "seeds": one rule's defaults trained under several seeds (no divergence, the spread of the errors)
-    ood        "ood": a digits map's bits per dim of images that are not digits, against its teacher
+    ood        "ood": a digits or MNIST map's bits per dim of images that are not digits, against its teacher
     own        "own": models f2d2mini did not create (a hidden teacher, wine features) through f2d2mini.distill
     peer       "peer": the ODE likelihood and the maps against facebookresearch/flow_matching's ODE solver
     guidance   "guidance": self-guidance of image maps: FD, precision/recall, confidence against the teacher

@@ -53,7 +53,7 @@ def add_parser(sub, device: dict) -> None:
                             "teacher")
     ood.add_argument("--maps", nargs="+", type=Path, default=[checkpoint.flow_map_path("digits", "shortcut")],
                      help="flow maps of one teacher (default: %(default)s)")
-    ood.add_argument("--teacher", type=Path, help="its teacher (default: data/checkpoints/teacher_digits.pt)")
+    ood.add_argument("--teacher", type=Path, help="its teacher (default: the shipped teacher of the maps' dataset)")
     ood.add_argument("--n", type=int, default=100, help="images of each kind (default: %(default)s)")
     ood.add_argument("--solver", choices=ode.SOLVERS, default="dopri5", help="the teacher's ODE solver")
     ood.add_argument("--ode-steps", type=int, help="steps of a fixed-step solver (e.g. rk4 8)")

@@ -1,7 +1,7 @@
 """Real MNIST on the CPU (``f2d2mini bench mnist``, also ``python benchmarks/mnist_cpu.py``): a U-Net teacher and
 its F2D2 flow map trained on 9,000 of MNIST's test images, bits per dim of the other 1,000 (book chapter 7).
 
-The teacher's bits per dim come from the coupled ODE (dopri5 at rtol = atol = 1e-4, Hutchinson divergence) solved
+The teacher's bits per dim come from the coupled ODE (dopri5 at rtol = atol = 1e-3, Hutchinson divergence) solved
 twice with independent probes; their mean is quoted with the standard error of the Hutchinson noise,
 std(a_i - b_i) / (2 sqrt(N)) over the N images. Against it: the flow map's K = 1, 2, 4, 8 backward jumps and the
 reference code's first-order reversal, the times of every stage, and a grid of samples. With
@@ -43,14 +43,15 @@ class MnistCPUConfig:
     recipe: images_train.Recipe = images_train.MNIST_CPU
     n_test: int = 1000  # test images scored (the last ones of the test split, never trained on)
     probes: int = 1  # Hutchinson probes per image in each of the two teacher solves
-    tol: float = 1e-4  # dopri5 rtol = atol: tighter moves the mean far below the probe noise, at more NFE
+    tol: float = 1e-3  # dopri5 rtol = atol: 1e-4 moves the mean bpd by 3e-4 (benchmarks/README.md), at 1.6x the NFE
     grid: int = 64  # samples per panel of the grid
 
 
 _TINY = unet.UNetConfig(channels=1, size=28, widths=(8, 16, 16), embed_dim=16, time_frequencies=4, groups=4)
 QUICK = MnistCPUConfig(images_train.Recipe(
     replace(images_train.MNIST_CPU.teacher, steps=20, warmup=2, batch_size=32, net=_TINY),
-    replace(images_train.MNIST_CPU.distill, steps=10, warmup=2, warm_steps=5, batch_size=32)),
+    replace(images_train.MNIST_CPU.distill, steps=10, warmup=2, warm_steps=5, batch_size=32, coverage_points=16,
+            profile_intervals=8, profile_points=16)),
     n_test=32, tol=1e-2, grid=16)  # seconds: checks that everything runs
 
 
