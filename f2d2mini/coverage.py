@@ -174,7 +174,12 @@ def warn_outside(model, x: torch.Tensor) -> None:
             return
         message = (f"{outside} of {len(x)} points lie outside the region this flow map was trained on, {region}; "
                    f"its log-likelihood there is an extrapolation (see book chapter 5)")
-    warnings.warn(message, OutsideRegionWarning, stacklevel=3)
+    _warn_once(model, message)
+
+
+def _warn_once(model, message: str) -> None:
+    """The one :class:`OutsideRegionWarning` of ``model`` (from the caller of the warning function's caller)."""
+    warnings.warn(message, OutsideRegionWarning, stacklevel=4)
     model._warned_outside = True
 
 
@@ -188,9 +193,14 @@ class NoiseBand:
     low: float
     high: float
 
+    @staticmethod
+    def statistic(end: torch.Tensor, sigma0: float) -> torch.Tensor:
+        """|x_K|^2 / (d sigma0^2) ``[B]`` of the end points ``end`` ``[B, *shape]`` of backward jumps."""
+        return end.flatten(1).pow(2).mean(1) / sigma0**2
+
     def contains(self, end: torch.Tensor, sigma0: float) -> torch.Tensor:
         """``[B]`` booleans: the end points ``end`` ``[B, *shape]`` of the backward jumps inside the band."""
-        q = end.flatten(1).pow(2).mean(1) / sigma0**2
+        q = self.statistic(end, sigma0)
         return (q >= self.low) & (q <= self.high)
 
     def __str__(self) -> str:
@@ -209,7 +219,6 @@ def warn_endpoints(model, end: torch.Tensor, sigma0: float, steps: int) -> None:
         return
     outside = int((~band.contains(end, sigma0)).sum())
     if outside:
-        warnings.warn(f"{outside} of {len(end)} points jump back ({steps} jumps) outside the band where this flow "
-                      f"map's training data land, {band}: they are unlike its data, and their log-likelihood is an "
-                      f"extrapolation (see book chapter 7)", OutsideRegionWarning, stacklevel=3)
-        model._warned_outside = True
+        _warn_once(model, f"{outside} of {len(end)} points jump back ({steps} jumps) outside the band where this "
+                          f"flow map's training data land, {band}: they are unlike its data, and their "
+                          f"log-likelihood is an extrapolation (see book chapter 7)")

@@ -21,7 +21,7 @@ from f2d2mini import base, checkpoint, checks, coverage, nets
 from f2d2mini.times import per_point
 
 __all__ = ["FlowMapOutput", "FlowMapConfig", "JointFlowMap", "ODEFlowMap", "Jumps", "Samples", "jumps", "sample",
-           "sample_and_log_prob", "log_prob", "trusted", "REVERSALS", "EVAL_STEPS", "FewStepMethods"]
+           "sample_and_log_prob", "log_prob", "trusted", "backward_times", "REVERSALS", "EVAL_STEPS", "FewStepMethods"]
 
 REVERSALS = ("exact", "first_order")
 EVAL_STEPS = (1, 2, 4, 8)  # the numbers of jumps K that benchmarks, chapters and step-pair training use
@@ -232,10 +232,15 @@ def log_prob(model, x: torch.Tensor, steps: int = 4, *, reversal: str = "exact",
     checks.choice(reversal, REVERSALS, "reversal")
     coverage.warn_outside(model, x)
     with torch.no_grad():
-        out = jumps(model, x, torch.linspace(1.0, 0.0, steps + 1), reversal)
+        out = jumps(model, x, backward_times(steps), reversal)
     end = checks.finite_result(out.x, x, "x", "the noise that x jumps back to")
     coverage.warn_endpoints(model, end, sigma0, steps)
     return checks.finite_result(base.log_prob(end, sigma0) - out.delta, x, "x", "log_prob")
+
+
+def backward_times(steps: int) -> torch.Tensor:
+    """The times 1 = tau_0 > tau_1 > ... > tau_K = 0 of K = ``steps`` equal backward jumps."""
+    return torch.linspace(1.0, 0.0, steps + 1)
 
 
 def trusted(model, x: torch.Tensor, steps: int = 4) -> torch.Tensor:
@@ -246,6 +251,6 @@ def trusted(model, x: torch.Tensor, steps: int = 4) -> torch.Tensor:
     inside = region.contains(x) if region is not None else torch.ones(len(x), dtype=torch.bool, device=x.device)
     if band is not None:
         with torch.no_grad():
-            end = jumps(model, x, torch.linspace(1.0, 0.0, steps + 1)).x
+            end = jumps(model, x, backward_times(steps)).x
         inside &= band.contains(end, base.resolve_sigma0(model, name="flow map"))
     return inside

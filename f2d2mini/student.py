@@ -229,7 +229,6 @@ def noise_band(model, x1: torch.Tensor) -> coverage.NoiseBand:
     sigma0, q = base.resolve_sigma0(model, name="flow map"), []
     with torch.no_grad():
         for k in flowmap.EVAL_STEPS:
-            end = flowmap.jumps(model, x1, torch.linspace(1.0, 0.0, k + 1)).x
-            q.append(end.flatten(1).pow(2).mean(1) / sigma0**2)
+            q.append(coverage.NoiseBand.statistic(flowmap.jumps(model, x1, flowmap.backward_times(k)).x, sigma0))
     q = torch.cat(q)
     return coverage.NoiseBand(q.min().item() - coverage.BAND_MARGIN, q.max().item() + coverage.BAND_MARGIN)

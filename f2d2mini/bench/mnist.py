@@ -24,8 +24,8 @@ from f2d2mini.images import data, likelihood, unet
 from f2d2mini.images import train as images_train
 from f2d2mini.reports import Table
 
-__all__ = ["MnistCPUConfig", "QUICK", "splits", "TRAIN_SPLITS", "PROBE_SEEDS", "GAP_TARGETS", "TEACHER_TARGET",
-           "SPEEDUP_TARGET", "MINUTES_TARGET", "mnist_cpu"]
+__all__ = ["MnistCPUConfig", "QUICK", "splits", "map_rows", "TRAIN_SPLITS", "PROBE_SEEDS", "GAP_TARGETS",
+           "TEACHER_TARGET", "SPEEDUP_TARGET", "MINUTES_TARGET", "mnist_cpu"]
 
 TRAIN_SPLITS = ("test", "train")  # what trains the models: 9,000 of the test images, or the training split
 PROBE_SEEDS = (0, 1)  # two independent Hutchinson solves of the teacher's ODE: their spread is the error bar
@@ -111,8 +111,13 @@ def _rows(teacher, model, test: torch.Tensor, cfg: MnistCPUConfig) -> list[dict]
     return rows
 
 
+def map_rows(rows: list[dict]) -> dict[int, dict]:
+    """K -> the row of the map's K exact backward jumps, from the benchmark's ``rows`` (its report's ``"rows"``)."""
+    return {r["nfe"]: r for r in rows[1:] if "reversal" not in r["method"]}
+
+
 def _verdicts(rows: list[dict], total_s: float) -> dict[str, bool]:
-    teacher, maps = rows[0], {r["nfe"]: r for r in rows[1:] if "reversal" not in r["method"]}
+    teacher, maps = rows[0], map_rows(rows)
     verdicts = {f"teacher bpd <= {TEACHER_TARGET}": teacher["bpd"] <= TEACHER_TARGET}
     verdicts |= {f"|gap| at K = {k} <= {limit}": abs(maps[k]["gap"]) <= limit
                  for k, limit in GAP_TARGETS.items() if k in maps}
