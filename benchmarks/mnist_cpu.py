@@ -1,4 +1,4 @@
-"""Real MNIST on the CPU, in one command (about 20 minutes on 2 cores; progress bars throughout).
+"""Real MNIST on the CPU, in one command (about 25 minutes on 2 cores; progress bars throughout).
 
 Trains a U-Net teacher and its F2D2 flow map on 9,000 of MNIST's test images, scores the other 1,000 (the
 teacher's dopri5 bits per dim against K = 1, 2, 4, 8 jumps and the first-order reversal), draws a sample grid:

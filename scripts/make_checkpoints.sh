@@ -35,5 +35,5 @@ f2d2mini images distill --data digits --coverage-fraction 0 --device cpu --seed 
 # f2d2mini.images.train.RULE_CHANGES: 3,000 steps, adaptive weight): chapter 6 guides it beside the Shortcut map.
 f2d2mini images distill --data digits --rule meanflow --device cpu --seed 0
 # The MNIST CPU recipe's teacher and Shortcut map (f2d2mini.images.train.MNIST_CPU), trained on 9,000 real MNIST test
-# images from ../shared/data/mnist (or $F2D2MINI_MNIST), scored on the other 1,000: about 20 minutes on 2 cores.
+# images from ../shared/data/mnist (or $F2D2MINI_MNIST), scored on the other 1,000: about 25 minutes on 2 cores.
 python benchmarks/mnist_cpu.py --out "$out" --seed 0

@@ -1,5 +1,5 @@
 """bench.guidance and bench.stepcost at tiny budgets: the shipped digits maps through the command, the MNIST path on
-tiny untrained models, and each rule's seconds per training step."""
+tiny untrained models, each rule's seconds per training step and an evaluation's milliseconds per image."""
 
 import json
 import math
@@ -9,7 +9,7 @@ import torch
 from helpers import run
 
 from f2d2mini import checkpoint
-from f2d2mini.bench import guidance
+from f2d2mini.bench import guidance, stepcost
 from f2d2mini.bench.images import TINY_MNIST_NET
 from f2d2mini.images import data, unet
 
@@ -63,3 +63,14 @@ def test_bench_step_cost_quick(capsys, tmp_path):
     rows = json.loads(path.read_text())["rows"]
     assert [r["rule"] for r in rows] == ["shortcut", "meanflow"] and rows[0]["x first rule"] == 1.0
     assert all(r["median s/step"] > 0 for r in rows)
+
+
+def test_bench_chunk_cost_quick(capsys, tmp_path):
+    path = tmp_path / "chunks.json"
+    code, text = run(capsys, "bench", "chunk-cost", "--quick", "--device", "cpu", "--json", str(path))
+    assert code == 0 and "map jump ms/img" in text
+    rows = json.loads(path.read_text())["rows"]
+    assert [r["chunk"] for r in rows] == list(stepcost.CHUNK_QUICK.chunks)
+    for row in rows:
+        assert row["teacher v + VJP ms/img"] > 0 and row["map jump ms/img"] > 0
+        assert row["ratio"] == pytest.approx(row["teacher v + VJP ms/img"] / row["map jump ms/img"])

@@ -126,7 +126,7 @@ def test_dequantize_and_quantize_are_inverse():
 
 
 def test_evaluation_chunks_are_sized_per_dataset():
-    """The divergence's reverse pass holds the activations of a whole chunk: CIFAR-10 gets the smallest."""
+    """The divergence's reverse pass holds the activations of a whole chunk: CIFAR-10 gets no more than the others."""
     sizes = {name: data.eval_batch(torch.zeros(0, *shape)) for name, shape in data.SHAPES.items()}
-    assert sizes == data.EVAL_BATCH and sizes["cifar10"] < sizes["mnist"]
+    assert sizes == data.EVAL_BATCH and sizes["cifar10"] == min(sizes.values())
     assert data.eval_batch(torch.zeros(0, 1, 4, 4)) == data.EVAL_BATCH_OTHER

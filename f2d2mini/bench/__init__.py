@@ -11,7 +11,8 @@ the scripts only call these; the JSON lands in ``benchmarks/results/``.
     own        "own": models f2d2mini did not create (a hidden teacher, wine features) through f2d2mini.distill
     peer       "peer": the ODE likelihood and the maps against facebookresearch/flow_matching's ODE solver
     guidance   "guidance": self-guidance of image maps: FD, precision/recall, confidence against the teacher
-    stepcost   "step-cost": seconds per F2D2 training step of each rule on images
+    stepcost   "step-cost": seconds per F2D2 training step of each rule on images; "chunk-cost": milliseconds per
+               image of a teacher ODE step and a map jump against the evaluation chunk's size
     cli        the ``f2d2mini bench`` command
 Their tables, JSON reports and timings are :mod:`f2d2mini.reports`.
 """
@@ -26,9 +27,10 @@ from f2d2mini.bench.own import own_suite
 from f2d2mini.bench.peer import peer_suite
 from f2d2mini.bench.seeds import seeds_suite
 from f2d2mini.bench.solvers import HELDOUT_SEED, error_norm_suite, heldout, ode_suite
-from f2d2mini.bench.stepcost import step_cost_suite
+from f2d2mini.bench.stepcost import chunk_cost_suite, step_cost_suite
 
 __all__ = ["flowmaps", "guidance", "images", "mnist", "ood", "own", "peer", "seeds", "solvers", "stepcost",
            "f2d2_suite", "digits_cpu", "gpu_check", "mnist_cpu", "ood_suite", "own_suite", "peer_suite",
-           "seeds_suite", "ode_suite", "error_norm_suite", "guidance_suite", "step_cost_suite", "heldout",
+           "seeds_suite", "ode_suite", "error_norm_suite", "guidance_suite", "step_cost_suite", "chunk_cost_suite",
+           "heldout",
            "HELDOUT_SEED"]

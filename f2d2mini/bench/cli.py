@@ -1,9 +1,9 @@
 """``f2d2mini bench SUITE``: parses a suite's arguments, runs it, prints its tables and writes its JSON report.
 
-Suites: ode, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error-norm, guidance, step-cost (``f2d2mini bench
---help``; ``benchmarks/README.md`` says what each measures). The JSON lands in ``benchmarks/results/SUITE.json``
-(dashes as underscores; ``guidance_DATA.json`` and ``step_cost_DATA.json`` for the image suites of one dataset)
-unless ``--json`` says otherwise.
+Suites: ode, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error-norm, guidance, step-cost, chunk-cost
+(``f2d2mini bench --help``; ``benchmarks/README.md`` says what each measures). The JSON lands in
+``benchmarks/results/SUITE.json`` (dashes as underscores; ``SUITE_DATA.json`` for the suites of one dataset,
+:data:`PER_DATASET`) unless ``--json`` says otherwise.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from pathlib import Path
 
 from f2d2mini import checkpoint, losses, ode, toy
 from f2d2mini.bench.flowmaps import GRID_SIZE
-from f2d2mini.bench.stepcost import StepCostConfig
+from f2d2mini.bench.stepcost import ChunkCostConfig, StepCostConfig
 from f2d2mini.loop import resolve_device
 from f2d2mini.reports import write_report
 
 __all__ = ["add_parser", "run", "RESULTS_DIR"]
 
 RESULTS_DIR = Path("benchmarks") / "results"  # where ``f2d2mini bench SUITE`` writes SUITE.json by default
+PER_DATASET = ("guidance", "step-cost", "chunk-cost")  # suites of one dataset: SUITE_DATA.json
 
 
 def add_parser(sub, device: dict) -> None:
@@ -88,16 +89,21 @@ def add_parser(sub, device: dict) -> None:
     cost.add_argument("--rules", nargs="+", choices=losses.RULES, default=["shortcut", "meanflow"])
     cost.add_argument("--steps", type=int, default=StepCostConfig.steps, help="steps per rule (default: %(default)s)")
     cost.add_argument("--batch-size", type=int, help="default: the dataset's recipe")
-    for s in (guide, cost):
+    chunks = suites.add_parser("chunk-cost", help="milliseconds per image of a teacher ODE step and a map jump vs "
+                               "the evaluation chunk's size")
+    chunks.add_argument("--chunks", type=int, nargs="+",
+                        help=f"images per chunk (default: {' '.join(map(str, ChunkCostConfig.chunks))})")
+    chunks.add_argument("--map", type=Path, help="the flow map (default: data/checkpoints/f2d2_shortcut_DATA.pt)")
+    for s in (guide, cost, chunks):
         s.add_argument("--data", choices=("digits", "mnist"), default="digits")
         s.add_argument("--teacher", type=Path, help="the teacher (default: data/checkpoints/teacher_DATA.pt)")
         s.add_argument("--quick", action="store_true", help="tiny budgets: checks that everything runs (seconds)")
     guide.add_argument("--train-split", choices=("test", "train"), default="test",
                        help="MNIST: the maps' and classifier's training images, as in bench mnist")
     guide.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
-    for s in (mnist, gpu, ood, guide, cost):
+    for s in (mnist, gpu, ood, guide, cost, chunks):
         s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
-    for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error_norm, guide, cost):
+    for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error_norm, guide, cost, chunks):
         s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
         s.add_argument("--device", **device)
 
@@ -125,6 +131,8 @@ def _suite(args, device, json_path) -> dict:
                                                  train_split=args.train_split),
         "step-cost": lambda: bench.step_cost_suite(args.data, args.rules, args.teacher, _cost_config(args), device,
                                                    batch_size=args.batch_size, mnist=args.mnist),
+        "chunk-cost": lambda: bench.chunk_cost_suite(args.data, args.teacher, args.map, _chunk_config(args), device,
+                                                     mnist=args.mnist),
     }
     return suites[args.suite]()
 
@@ -148,10 +156,17 @@ def _cost_config(args):
     return replace(stepcost.QUICK if args.quick else stepcost.StepCostConfig(), steps=args.steps)
 
 
+def _chunk_config(args):
+    from f2d2mini.bench import stepcost
+
+    config = stepcost.CHUNK_QUICK if args.quick else stepcost.ChunkCostConfig()
+    return replace(config, chunks=tuple(args.chunks)) if args.chunks else config
+
+
 def run(args) -> int:
     """Runs ``f2d2mini bench SUITE``: prints its tables and writes its JSON report."""
     device = resolve_device(args.device)
-    name = args.suite.replace("-", "_") + (f"_{args.data}" if args.suite in ("guidance", "step-cost") else "")
+    name = args.suite.replace("-", "_") + (f"_{args.data}" if args.suite in PER_DATASET else "")
     json_path = args.json or RESULTS_DIR / f"{name}.json"
     result = _suite(args, device, json_path)
     for table in result["tables"].values():

@@ -1,4 +1,5 @@
-"""What one F2D2 training step of each rule costs on images (``f2d2mini bench step-cost``, book chapter 7).
+"""What one F2D2 training step of each rule costs on images (``f2d2mini bench step-cost``, book chapter 7), and what
+one evaluation costs per image in chunks of each size (``f2d2mini bench chunk-cost``).
 
 The rules compute different things per step. Shortcut: two forward passes of the map without gradients (its target)
 and one with. MeanFlow: the teacher's velocity and Hutchinson divergence (one reverse pass through the teacher) and
@@ -6,6 +7,11 @@ one forward-mode JVP of the map (``torch.func.jvp``), whose backward goes throug
 Each rule runs the dataset's distillation recipe for a few steps from the same teacher, side by side in one
 process; the seconds per step come from the training history (one entry per step, the GPU synchronized at each),
 and the table gives their median after the first steps.
+
+An evaluation of the bits per dim splits the images into chunks (:data:`f2d2mini.images.data.EVAL_BATCH`). The
+teacher's ODE evaluates its velocity and one Hutchinson reverse pass per step, which keeps every activation of the
+chunk; a flow map's jump is one forward pass. Their cost per image depends on the chunk's size through the memory
+those activations take, so the chunk suite times both on the same held-out images at each size.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from f2d2mini import checkpoint
+from f2d2mini import base, checkpoint
+from f2d2mini import divergence as div
 from f2d2mini.bench.guidance import load_splits
+from f2d2mini.images import data as images_data
+from f2d2mini.images import likelihood as images_likelihood
 from f2d2mini.images import train as images_train
-from f2d2mini.reports import Table
+from f2d2mini.reports import Table, median_seconds
 
-__all__ = ["StepCostConfig", "QUICK", "step_cost_suite"]
+__all__ = ["StepCostConfig", "QUICK", "step_cost_suite", "ChunkCostConfig", "CHUNK_QUICK", "chunk_cost_suite"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +73,54 @@ def step_cost_suite(name: str = "digits", rules=("shortcut", "meanflow"), teache
     table = Table(rows, {"median s/step": ".4f", "min s/step": ".4f", "max s/step": ".4f", "img/s": ".0f",
                          "x first rule": ".2f"}, title=title)
     return {"tables": {"step_cost": table}, "report": {"name": name, "rows": rows, "config": asdict(config)}}
+
+
+@dataclass(frozen=True)
+class ChunkCostConfig:
+    """Chunk sizes to time and how. Defaults: MNIST in about half a minute on a CPU."""
+
+    chunks: tuple[int, ...] = (25, 50, 100, 200, 500)  # images per chunk
+    images: int = 500  # held-out images evaluated at every chunk size
+    repeats: int = 3  # timings of each, the median kept
+    time: float = 0.5  # the time of the evaluations (the cost does not depend on it)
+
+
+CHUNK_QUICK = ChunkCostConfig(chunks=(8, 16), images=16, repeats=1)
+
+
+def chunk_cost_suite(name: str = "mnist", teacher_path=None, map_path=None, config: ChunkCostConfig = ChunkCostConfig(),
+                     device: torch.device | str = "cpu", *, mnist=None) -> dict:
+    """Milliseconds per image of the teacher's ODE right-hand side (velocity and one Hutchinson reverse pass) and of
+    one jump of the flow map (``map_path``, default the shipped Shortcut map of ``name``), over ``config.images``
+    held-out images split into chunks of each of ``config.chunks``, and their ratio. Returns
+    ``{"tables": ..., "report": ...}``."""
+    device = torch.device(device)
+    teacher = checkpoint.load(teacher_path or checkpoint.teacher_path(name), device).eval()
+    flow_map = checkpoint.load(map_path or checkpoint.flow_map_path(name, images_train.RULE), device).eval()
+    levels = images_data.LEVELS[name]
+    images = images_likelihood.dequantized(load_splits(name, "data", mnist, "test")[1][:config.images], levels,
+                                           images_likelihood.DEQUANT_SEED, device)
+    generator = base.make_generator(images_likelihood.DEQUANT_SEED)  # on the CPU: the same probes on every device
+    probes = div.probes(images.cpu(), generator=generator)[0].to(device)
+
+    @torch.no_grad()  # as the ODE solve runs it: the reverse pass is torch.func's, not the parameters' graph
+    def right_hand_side(chunk: int) -> None:
+        for x, eps in zip(images.split(chunk), probes.split(chunk)):
+            div.hutchinson(teacher, x, torch.full((len(x),), config.time, device=device), eps=eps[None])
+
+    @torch.no_grad()
+    def jump(chunk: int) -> None:
+        for x in images.split(chunk):
+            flow_map(x, torch.full((len(x),), config.time, device=device), torch.ones(len(x), device=device))
+
+    def ms_per_image(fn, chunk: int) -> float:
+        return 1e3 * median_seconds(lambda: fn(chunk), config.repeats) / len(images)
+
+    rows = []
+    for chunk in config.chunks:
+        step, one_jump = ms_per_image(right_hand_side, chunk), ms_per_image(jump, chunk)
+        rows.append({"chunk": chunk, "teacher v + VJP ms/img": step, "map jump ms/img": one_jump,
+                     "ratio": step / one_jump})
+    title = f"{name}: one evaluation per image on {device.type}, {len(images)} images (median of {config.repeats})"
+    table = Table(rows, {"teacher v + VJP ms/img": ".3f", "map jump ms/img": ".3f", "ratio": ".2f"}, title=title)
+    return {"tables": {"chunk_cost": table}, "report": {"name": name, "rows": rows, "config": asdict(config)}}
