@@ -56,20 +56,24 @@ def test_guidance_suite_takes_mnist_maps(tmp_path):
     assert "tiny" in result["report"]["verdict"]
 
 
+def _quick(capsys, tmp_path, suite: str) -> tuple[str, list[dict]]:
+    """``f2d2mini bench SUITE --quick`` on the CPU: its printed text and its report's rows."""
+    path = tmp_path / f"{suite}.json"
+    code, text = run(capsys, "bench", suite, "--quick", "--device", "cpu", "--json", str(path))
+    assert code == 0
+    return text, json.loads(path.read_text())["rows"]
+
+
 def test_bench_step_cost_quick(capsys, tmp_path):
-    path = tmp_path / "cost.json"
-    code, text = run(capsys, "bench", "step-cost", "--quick", "--device", "cpu", "--json", str(path))
-    assert code == 0 and "meanflow" in text
-    rows = json.loads(path.read_text())["rows"]
+    text, rows = _quick(capsys, tmp_path, "step-cost")
+    assert "meanflow" in text
     assert [r["rule"] for r in rows] == ["shortcut", "meanflow"] and rows[0]["x first rule"] == 1.0
     assert all(r["median s/step"] > 0 for r in rows)
 
 
 def test_bench_chunk_cost_quick(capsys, tmp_path):
-    path = tmp_path / "chunks.json"
-    code, text = run(capsys, "bench", "chunk-cost", "--quick", "--device", "cpu", "--json", str(path))
-    assert code == 0 and "map jump ms/img" in text
-    rows = json.loads(path.read_text())["rows"]
+    text, rows = _quick(capsys, tmp_path, "chunk-cost")
+    assert "map jump ms/img" in text
     assert [r["chunk"] for r in rows] == list(stepcost.CHUNK_QUICK.chunks)
     for row in rows:
         assert row["teacher v + VJP ms/img"] > 0 and row["map jump ms/img"] > 0

@@ -46,9 +46,7 @@ def add_parser(sub, device: dict) -> None:
     mnist = suites.add_parser("mnist", help="real MNIST on the CPU: teacher, F2D2, bits per dim vs K, samples")
     mnist.add_argument("--out", type=Path, required=True, help="folder for the checkpoints")
     mnist.add_argument("--quick", action="store_true", help="tiny budgets: checks that everything runs (a minute)")
-    mnist.add_argument("--train-split", choices=("test", "train"), default="test",
-                       help="train on 9,000 test images (default) or on the training split from --root")
-    mnist.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
+    _add_split(mnist, "train on 9,000 test images (default) or on the training split from --root")
     mnist.add_argument("--seed", type=int, default=0, help="seed of the teacher and the map (default: %(default)s)")
     ood = suites.add_parser("ood", help="a digits or MNIST map's bits per dim of images that are not digits vs its "
                             "teacher")
@@ -98,14 +96,18 @@ def add_parser(sub, device: dict) -> None:
         s.add_argument("--data", choices=("digits", "mnist"), default="digits")
         s.add_argument("--teacher", type=Path, help="the teacher (default: data/checkpoints/teacher_DATA.pt)")
         s.add_argument("--quick", action="store_true", help="tiny budgets: checks that everything runs (seconds)")
-    guide.add_argument("--train-split", choices=("test", "train"), default="test",
-                       help="MNIST: the maps' and classifier's training images, as in bench mnist")
-    guide.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
+    _add_split(guide, "MNIST: the maps' and classifier's training images, as in bench mnist")
     for s in (mnist, gpu, ood, guide, cost, chunks):
         s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
     for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error_norm, guide, cost, chunks):
         s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
         s.add_argument("--device", **device)
+
+
+def _add_split(parser, what: str) -> None:
+    """``--train-split`` (``what`` it means for the suite) and the ``--root`` of the training split."""
+    parser.add_argument("--train-split", choices=("test", "train"), default="test", help=what)
+    parser.add_argument("--root", type=Path, default=Path("data"), help="dataset folder for --train-split train")
 
 
 def _suite(args, device, json_path) -> dict:
