@@ -38,8 +38,8 @@ __all__ = ["Region", "TrajectoryBank", "CoverageBatch", "trajectories", "carry_b
 SUBSTEPS = 8  # RK4 steps between two stored states: the teacher's jumps must be exact targets, and the bank is
 # built once per run, so accuracy wins over cost here
 BANK_TOL = 1e-3  # rtol = atol of an adaptive bank solve, per point: the jumps' targets to a fraction of a nat
-# Points per adaptive solve: each chunk takes the steps its own stiffest point needs, and its activations stay in a
-# CPU's cache (as images.data.EVAL_BATCH["mnist"]).
+# Points per adaptive solve: each chunk takes the steps its own stiffest point needs, and a small chunk makes each
+# evaluation cheaper per point on a CPU (as images.data.EVAL_BATCH["mnist"]).
 BANK_CHUNK = 100
 
 

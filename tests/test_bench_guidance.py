@@ -78,3 +78,8 @@ def test_bench_chunk_cost_quick(capsys, tmp_path):
     for row in rows:
         assert row["teacher v + VJP ms/img"] > 0 and row["map jump ms/img"] > 0
         assert row["ratio"] == pytest.approx(row["teacher v + VJP ms/img"] / row["map jump ms/img"])
+
+
+def test_chunk_cost_names_a_bad_chunk_size():
+    with pytest.raises(ValueError, match="chunk"):
+        stepcost.chunk_cost_suite("digits", config=stepcost.ChunkCostConfig(chunks=(8, 0)))

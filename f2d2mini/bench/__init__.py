@@ -32,5 +32,4 @@ from f2d2mini.bench.stepcost import chunk_cost_suite, step_cost_suite
 __all__ = ["flowmaps", "guidance", "images", "mnist", "ood", "own", "peer", "seeds", "solvers", "stepcost",
            "f2d2_suite", "digits_cpu", "gpu_check", "mnist_cpu", "ood_suite", "own_suite", "peer_suite",
            "seeds_suite", "ode_suite", "error_norm_suite", "guidance_suite", "step_cost_suite", "chunk_cost_suite",
-           "heldout",
-           "HELDOUT_SEED"]
+           "heldout", "HELDOUT_SEED"]

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from f2d2mini import base, checkpoint
+from f2d2mini import base, checkpoint, checks
 from f2d2mini import divergence as div
 from f2d2mini.bench.guidance import load_splits
 from f2d2mini.images import data as images_data
@@ -83,6 +83,7 @@ class ChunkCostConfig:
     images: int = 500  # held-out images evaluated at every chunk size
     repeats: int = 3  # timings of each, the median kept
     time: float = 0.5  # the time of the evaluations (the cost does not depend on it)
+    probe_seed: int = 0  # the Hutchinson probes, drawn once and held, as an ODE solve holds them
 
 
 CHUNK_QUICK = ChunkCostConfig(chunks=(8, 16), images=16, repeats=1)
@@ -94,14 +95,16 @@ def chunk_cost_suite(name: str = "mnist", teacher_path=None, map_path=None, conf
     one jump of the flow map (``map_path``, default the shipped Shortcut map of ``name``), over ``config.images``
     held-out images split into chunks of each of ``config.chunks``, and their ratio. Returns
     ``{"tables": ..., "report": ...}``."""
+    from tqdm.auto import tqdm
+
+    for chunk in config.chunks:
+        checks.positive_int(chunk, "chunk")
     device = torch.device(device)
     teacher = checkpoint.load(teacher_path or checkpoint.teacher_path(name), device).eval()
     flow_map = checkpoint.load(map_path or checkpoint.flow_map_path(name, images_train.RULE), device).eval()
-    levels = images_data.LEVELS[name]
-    images = images_likelihood.dequantized(load_splits(name, "data", mnist, "test")[1][:config.images], levels,
-                                           images_likelihood.DEQUANT_SEED, device)
-    generator = base.make_generator(images_likelihood.DEQUANT_SEED)  # on the CPU: the same probes on every device
-    probes = div.probes(images.cpu(), generator=generator)[0].to(device)
+    images = images_likelihood.dequantized(load_splits(name, "data", mnist, "test")[1][:config.images],
+                                           images_data.LEVELS[name], images_likelihood.DEQUANT_SEED, device)
+    probes = div.probes(images, generator=base.make_generator(config.probe_seed, device))[0]
 
     @torch.no_grad()  # as the ODE solve runs it: the reverse pass is torch.func's, not the parameters' graph
     def right_hand_side(chunk: int) -> None:
@@ -117,7 +120,7 @@ def chunk_cost_suite(name: str = "mnist", teacher_path=None, map_path=None, conf
         return 1e3 * median_seconds(lambda: fn(chunk), config.repeats) / len(images)
 
     rows = []
-    for chunk in config.chunks:
+    for chunk in tqdm(config.chunks, desc=f"chunk cost {name}", unit="size"):
         step, one_jump = ms_per_image(right_hand_side, chunk), ms_per_image(jump, chunk)
         rows.append({"chunk": chunk, "teacher v + VJP ms/img": step, "map jump ms/img": one_jump,
                      "ratio": step / one_jump})

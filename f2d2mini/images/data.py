@@ -36,8 +36,8 @@ SPLITS = ("train", "test")
 LEVELS = {"digits": 17, "mnist": 256, "cifar10": 256}  # grey levels L per dataset
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # (C, H, W) per dataset
 # Images per chunk when a whole split is evaluated (bits per dim, classifier features), per dataset: the divergence's
-# reverse pass keeps every activation of the chunk, and on a CPU a chunk whose activations stay in the cache runs
-# fastest per image (benchmarks/README.md, "mnist"), so larger images get smaller chunks.
+# reverse pass keeps every activation of the chunk, and on a CPU a chunk of several hundred MNIST images makes every
+# evaluation dearer per image than one of a hundred (f2d2mini bench chunk-cost), so larger images get smaller chunks.
 EVAL_BATCH = {"digits": 1000, "mnist": 100, "cifar10": 100}
 EVAL_BATCH_OTHER = 500  # images of any other shape
 DIGITS_TEST = 297  # the last 297 of scikit-learn's 1797 digits are the test split (the first 1500 train)
