@@ -27,6 +27,15 @@ def points(n=32, seed=0):
     return x, t, s
 
 
+
+def total_derivative(model, v, x, t, s, h):
+    """d/dt of a map's output (u, D)(x + tau v, t + tau, s) at tau = 0, by central differences of step h (error
+    O(h^2)): the output at (x, t, s), du/dt and dD/dt."""
+    with torch.no_grad():
+        ahead, behind, now = model(x + h * v, t + h, s), model(x - h * v, t - h, s), model(x, t, s)
+    return now, (ahead.u - behind.u) / (2 * h), (ahead.D - behind.D) / (2 * h)
+
+
 # ---------------------------------------------------------------------------------------------- images
 
 TINY_NET = unet.UNetConfig(widths=(8, 16), embed_dim=16, time_frequencies=4, groups=4)

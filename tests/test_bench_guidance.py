@@ -11,7 +11,7 @@ from helpers import run
 from f2d2mini import checkpoint
 from f2d2mini.bench import guidance, stepcost
 from f2d2mini.bench.images import TINY_MNIST_NET
-from f2d2mini.images import data, unet
+from f2d2mini.images import unet
 
 torch.set_num_threads(1)
 
@@ -37,13 +37,9 @@ def test_bench_guidance_quick_on_the_shipped_digits_maps(capsys, tmp_path):
     assert verdict["best_lr"] in config.lrs and verdict["target_met"] == (verdict["fd_drop"] > 3 * verdict["fd_spread"])
 
 
-def test_guidance_suite_takes_mnist_maps(tmp_path):
+def test_guidance_suite_takes_mnist_maps(real_mnist, tmp_path):
     """The MNIST path on tiny untrained models (the shipped MNIST maps come later): 28x28 noise, MNIST's held-out
     images and classifier, the teacher's dopri5."""
-    try:
-        data.mnist_root()
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
     torch.manual_seed(0)
     teacher = unet.UNetVelocity(TINY_MNIST_NET)
     model = unet.UNetFlowMap.from_teacher(teacher, div_scale=784.0)

@@ -6,20 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from helpers import run
 
 from f2d2mini.bench import images as bench_images
-from f2d2mini.images import data
 
 
-def test_mnist_cpu_benchmark_quick(capsys, tmp_path):
+def test_mnist_cpu_benchmark_quick(real_mnist, capsys, tmp_path):
     """``f2d2mini bench mnist --quick`` (= python benchmarks/mnist_cpu.py --quick): the full benchmark's code path at
     tiny budgets, on the real MNIST test files."""
-    try:
-        data.mnist_root()
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
     report_path = tmp_path / "mnist.json"
     code, text = run(capsys, "bench", "mnist", "--quick", "--out", str(tmp_path / "ck"), "--json", str(report_path),
                      "--device", "cpu")

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers import EXACT, GMM, TINY_NET, points
+from helpers import EXACT, GMM, TINY_NET, points, total_derivative
 
 import f2d2mini as f2
 from f2d2mini import losses
@@ -21,10 +21,7 @@ def test_eulerian_prediction_subtracts_a_finite_difference_total_derivative():
     x, t, s = points(16)
     v = torch.randn_like(x)
     pred = losses.eulerian_prediction(model, v, x, t, s)
-    h = 1e-5
-    with torch.no_grad():
-        ahead, behind, now = model(x + h * v, t + h, s), model(x - h * v, t - h, s), model(x, t, s)
-    du, dd = (ahead.u - behind.u) / (2 * h), (ahead.D - behind.D) / (2 * h)
+    now, du, dd = total_derivative(model, v, x, t, s, h=1e-5)
     assert torch.allclose(pred.u, now.u - (s - t)[:, None] * du, atol=1e-7)
     assert torch.allclose(pred.D, now.D - (s - t) * dd, atol=1e-7)
     assert pred.u.requires_grad and pred.D.requires_grad
