@@ -6,7 +6,8 @@
     f2d2mini eval data/checkpoints/teacher_checkerboard.pt --solver rk4 --steps 8
     f2d2mini eval data/checkpoints/f2d2_shortcut_checkerboard.pt --steps 4
     f2d2mini bench ode --json benchmarks/results/ode_solvers.json
-        (suites: ode, f2d2, digits, mnist, gpu, ood, seeds, peer, own)
+        (suites: ode, f2d2, error-norm, digits, mnist, gpu, ood, seeds, peer, own, guidance, step-cost,
+        chunk-cost)
     f2d2mini images teacher --data digits      (and distill, bpd, sample: see f2d2mini.images.cli)
 
 Checkpoints are written to and read from ``data/checkpoints`` under the working directory unless a path is

@@ -1,15 +1,14 @@
-"""bench.guidance and bench.stepcost at tiny budgets: the shipped digits maps through the command, the MNIST path on
-tiny untrained models, each rule's seconds per training step and an evaluation's milliseconds per image."""
+"""bench.guidance at tiny budgets: the shipped digits maps through the command, and the MNIST path on tiny untrained
+models."""
 
 import json
 import math
 
-import pytest
 import torch
 from helpers import run
 
 from f2d2mini import checkpoint
-from f2d2mini.bench import guidance, stepcost
+from f2d2mini.bench import guidance
 from f2d2mini.bench.images import TINY_MNIST_NET
 from f2d2mini.images import unet
 
@@ -50,32 +49,3 @@ def test_guidance_suite_takes_mnist_maps(real_mnist, tmp_path):
     assert any(r["model"] == "tiny" and r["guide steps"] == 2 for r in rows)
     assert next(r for r in rows if r["model"] == "teacher dopri5")["NFE"] > 0
     assert "tiny" in result["report"]["verdict"]
-
-
-def _quick(capsys, tmp_path, suite: str) -> tuple[str, list[dict]]:
-    """``f2d2mini bench SUITE --quick`` on the CPU: its printed text and its report's rows."""
-    path = tmp_path / f"{suite}.json"
-    code, text = run(capsys, "bench", suite, "--quick", "--device", "cpu", "--json", str(path))
-    assert code == 0
-    return text, json.loads(path.read_text())["rows"]
-
-
-def test_bench_step_cost_quick(capsys, tmp_path):
-    text, rows = _quick(capsys, tmp_path, "step-cost")
-    assert "meanflow" in text
-    assert [r["rule"] for r in rows] == ["shortcut", "meanflow"] and rows[0]["x first rule"] == 1.0
-    assert all(r["median s/step"] > 0 for r in rows)
-
-
-def test_bench_chunk_cost_quick(capsys, tmp_path):
-    text, rows = _quick(capsys, tmp_path, "chunk-cost")
-    assert "map jump ms/img" in text
-    assert [r["chunk"] for r in rows] == list(stepcost.CHUNK_QUICK.chunks)
-    for row in rows:
-        assert row["teacher v + VJP ms/img"] > 0 and row["map jump ms/img"] > 0
-        assert row["ratio"] == pytest.approx(row["teacher v + VJP ms/img"] / row["map jump ms/img"])
-
-
-def test_chunk_cost_names_a_bad_chunk_size():
-    with pytest.raises(ValueError, match="chunk"):
-        stepcost.chunk_cost_suite("digits", config=stepcost.ChunkCostConfig(chunks=(8, 0)))

@@ -85,7 +85,8 @@ def add_parser(sub, device: dict) -> None:
     guide.add_argument("--lrs", type=float, nargs="+", help="learning rates of one guided step (default: a grid)")
     cost = suites.add_parser("step-cost", help="seconds per F2D2 training step of each rule on images (medians)")
     cost.add_argument("--rules", nargs="+", choices=losses.RULES, default=["shortcut", "meanflow"])
-    cost.add_argument("--steps", type=int, default=StepCostConfig.steps, help="steps per rule (default: %(default)s)")
+    cost.add_argument("--steps", type=int,
+                      help=f"steps per rule (default: {StepCostConfig.steps}; --quick: the quick budget's)")
     cost.add_argument("--batch-size", type=int, help="default: the dataset's recipe")
     chunks = suites.add_parser("chunk-cost", help="milliseconds per image of a teacher ODE step and a map jump vs "
                                "the evaluation chunk's size")
@@ -155,7 +156,8 @@ def _guidance_config(args):
 def _cost_config(args):
     from f2d2mini.bench import stepcost
 
-    return replace(stepcost.QUICK if args.quick else stepcost.StepCostConfig(), steps=args.steps)
+    config = stepcost.QUICK if args.quick else stepcost.StepCostConfig()
+    return replace(config, steps=args.steps) if args.steps is not None else config
 
 
 def _chunk_config(args):
