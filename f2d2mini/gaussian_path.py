@@ -26,8 +26,8 @@ class GaussianPathVelocity(torch.nn.Module):
 
     def __init__(self, scale: float):
         super().__init__()
-        if not scale > 0:
-            raise ValueError(f"scale must be > 0, got {scale!r}")
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
         self.scale = float(scale)
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
