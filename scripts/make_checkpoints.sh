@@ -27,13 +27,14 @@ cp "$tmp/f2d2_shortcut_checkerboard_plain_module.pt" "$out/"
 rm -r "$tmp"
 # U-Net teacher and Shortcut flow maps on scikit-learn's 8x8 digits (recipes in f2d2mini.images), with coverage of
 # the cube [-1, 1]^64 and on the data path alone (chapter 7 compares the two on images that are not digits).
-f2d2mini images teacher --data digits --device cpu --seed 0
-f2d2mini images distill --data digits --device cpu --seed 0
-f2d2mini images distill --data digits --coverage-fraction 0 --device cpu --seed 0 \
+# --checkpoint-every 0: no resumable NAME.state.pt is left beside the shipped files.
+f2d2mini images teacher --data digits --device cpu --seed 0 --checkpoint-every 0
+f2d2mini images distill --data digits --device cpu --seed 0 --checkpoint-every 0
+f2d2mini images distill --data digits --coverage-fraction 0 --device cpu --seed 0 --checkpoint-every 0 \
   --out "$out/f2d2_shortcut_digits_data_path.pt"
 # The MeanFlow (Eulerian) map of the same teacher (the digits recipe with MeanFlow's changes,
 # f2d2mini.images.train.RULE_CHANGES: 3,000 steps, adaptive weight): chapter 6 guides it beside the Shortcut map.
-f2d2mini images distill --data digits --rule meanflow --device cpu --seed 0
+f2d2mini images distill --data digits --rule meanflow --device cpu --seed 0 --checkpoint-every 0
 # The MNIST CPU recipe's teacher and Shortcut map (f2d2mini.images.train.MNIST_CPU), trained on 9,000 real MNIST test
 # images from ../shared/data/mnist (or $F2D2MINI_MNIST), scored on the other 1,000: about 25 minutes on 2 cores.
 python benchmarks/mnist_cpu.py --out "$out" --seed 0
