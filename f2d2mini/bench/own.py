@@ -19,14 +19,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from f2d2mini import adapters, base, checkpoint, distillation, flowmap, ode, student, toy
+from f2d2mini import adapters, base, checkpoint, distillation, flowmap, nets, ode, student, toy
 from f2d2mini.bench.flowmaps import grid_reference, grid_rows
 from f2d2mini.bench.peer import PEER_MISSING
 from f2d2mini.bench.solvers import heldout, load_saved
 from f2d2mini.reports import Table, median_seconds
 
 __all__ = ["PlainVelocity", "plain_teacher", "wine", "own_suite", "DATA_POINTS", "DATA_SEED", "WINE_HELDOUT",
-           "WINE_SEED", "WINE_TEACHER", "WINE_DISTILL", "WRAPPER_CHECK"]
+           "WINE_SEED", "WINE_TEACHER", "WINE_FEATURES", "WINE_WIDTH", "WINE_DISTILL", "WINE_REFERENCE_REPEATS",
+           "WRAPPER_CHECK"]
 
 DATA_POINTS = 50_000  # the checkerboard "dataset" the wrapped teacher is distilled from
 DATA_SEED = 7  # its seed (the held-out points have bench.HELDOUT_SEED)
@@ -36,8 +37,13 @@ WINE_TEACHER = dict(steps=1000, width=64, noise=0.2)  # plain_teacher on the 148
 # no noise, fit the training rows better and the held-out rows worse (it has few rows to learn 13 dimensions from)
 WRAPPER_CHECK = dict(steps=300, warm_steps=100)  # a flow_matching ModelWrapper of the hidden teacher must distil to
 # the same map, bit for bit, as the hidden teacher itself: a short run shows it without training the map twice
-WINE_DISTILL = dict(steps=5000, warm_steps=1000, coverage_points=1000)  # the Shortcut defaults but these: the exact
-# divergence costs 13 backward passes a point, so this keeps teacher and map within 10 minutes on a CPU
+WINE_FEATURES = 13  # scikit-learn's wine: 13 chemical measurements a row
+WINE_WIDTH = 96  # hidden units of the wine map: the narrowest tried that the K = 4 error allows (benchmarks/README.md)
+WINE_DISTILL = dict(coverage_points=1000,
+                    net=nets.MLPConfig(dim=WINE_FEATURES, width=WINE_WIDTH, space_features=nets.SPACE_FEATURES))
+# the Shortcut defaults but these: a bank of 1,000 trajectories (the exact divergence costs 13 backward passes a
+# point), and a map narrower than the default MLP, so that each jump is cheap beside the 64-wide teacher's solve
+WINE_REFERENCE_REPEATS = 5  # the teacher's solve of 30 rows takes a tenth of a second: timed as the maps are, a median
 
 
 class PlainVelocity(nn.Module):
@@ -146,9 +152,8 @@ def own_suite(checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
         teacher = plain_teacher(train, **WINE_TEACHER).to(device)
         runs.append({"data": "wine", "map": "teacher (plain PyTorch, no map)", "d": train.shape[1], "rows": len(train),
                      "train seconds": time.perf_counter() - start})
-        start = time.perf_counter()
         reference = ode.likelihood(teacher, test, "dopri5")
-        ref_seconds = time.perf_counter() - start
+        ref_seconds = median_seconds(lambda: ode.likelihood(teacher, test, "dopri5"), WINE_REFERENCE_REPEATS)
         runs[-1]["teacher NLL held-out"] = -reference.log_prob.mean().item()
         runs[-1]["teacher NLL train"] = -ode.log_prob(teacher, train, "dopri5").mean().item()
         runs[-1]["base NLL held-out"] = -base.log_prob(test).mean().item()
@@ -157,7 +162,8 @@ def own_suite(checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
         model = distil("plain_teacher", teacher, train, "wine", **WINE_DISTILL)
         rows += _rows("wine", "plain_teacher", model, test, reference.log_prob, ref_seconds)
     formats = {"mae": ".4f", "mean error": "+.4f", "speedup vs dopri5": ".0f", "train seconds": ".0f"}
-    title = f"Distillations through f2d2mini.distill (Shortcut defaults; wine: with {WINE_DISTILL})"
+    title = (f"Distillations through f2d2mini.distill (Shortcut defaults; wine: a bank of "
+             f"{WINE_DISTILL['coverage_points']} trajectories and a {WINE_WIDTH}-wide map)")
     tables = {"runs": Table(runs, formats, title=title),
               "likelihood": Table(rows, formats, title="K-step log-likelihood against the teacher's per-point dopri5"
                                                        " (nats)")}
