@@ -142,9 +142,11 @@ def points(x, model=None, name: str = "x", *, shape: tuple[int, ...] | None = No
     if ref is not None and x.device != ref.device:
         raise ValueError(f"{name} is on device {x.device} but the {owner} is on {ref.device}; move one of them "
                          f"(e.g. {name}.to({str(ref.device)!r}))")
-    _values(x, name)
-    dtype = compute_dtype(model, x)
+    dtype = ref.dtype if ref is not None else compute_dtype(None, x)
     cast = x.to(dtype)
+    if norm and not x.is_meta and torch.isfinite(cast.flatten(1).pow(2).sum(1)).all():
+        return cast  # one reduction: finite squared norms in the compute dtype imply every check below
+    _values(x, name)
     if not torch.isfinite(cast).all():
         raise ValueError(f"{name} has entries up to |{name}| = {x.abs().max().item():.3g}, beyond the range of "
                          f"{dtype} the {owner} computes in (at most {torch.finfo(dtype).max:.3g})")

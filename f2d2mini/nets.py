@@ -41,6 +41,11 @@ class MLP(nn.Sequential):
             d = width
         super().__init__(*layers, nn.Linear(d, d_out))
 
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for layer in self:  # each layer's forward, not its __call__: nothing hooks these layers, and at a few dozen
+            h = layer.forward(h)  # points the module call's bookkeeping costs about as much as a SiLU
+        return h
+
 
 class FourierFeatures(nn.Module):
     """x -> [x, sin(x B), cos(x B)] with a fixed Gaussian matrix B ``[d, n]`` of scale ``scale`` (seeded, saved):

@@ -63,6 +63,30 @@ def test_from_teacher_starts_at_the_teachers_velocity():
     assert model.config.div_scale == 3.0
 
 
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_float_times_are_embedded_once_and_give_what_a_batch_of_those_times_gives(n):
+    torch.manual_seed(0)
+    model = JointFlowMap(FlowMapConfig(width=16, depth=2, time_frequencies=3, space_features=4))
+    x = torch.randn(n, 2)
+    out = model(x, 0.75, 0.25)
+    for t, s in [(torch.full((n,), 0.75), torch.full((n,), 0.25)), (0.75, torch.full((n,), 0.25)),
+                 (torch.tensor(0.75), 0.25)]:
+        other = model(x, t, s)
+        assert torch.equal(out.u, other.u) and torch.equal(out.D, other.D)
+    assert out.u.shape == (n, 2) and out.D.shape == (n,)
+    if n > 1:  # the two times are not swapped
+        assert not torch.equal(out.u, model(x, 0.25, 0.75).u)
+
+
+def test_log_prob_returns_an_ordinary_tensor_that_autograd_can_use_as_a_constant():
+    model = JointFlowMap(FlowMapConfig(width=16, depth=2, time_frequencies=3))
+    log_p = model.log_prob(torch.randn(5, 2), 2)
+    assert not log_p.is_inference() and not log_p.requires_grad
+    weights = torch.ones(5, requires_grad=True)
+    (log_p * weights).sum().backward()  # an inference tensor could not be saved for backward
+    assert torch.equal(weights.grad, log_p)
+
+
 def test_bad_inputs_are_named():
     model = JointFlowMap(FlowMapConfig(width=8, depth=1, time_frequencies=2))
     with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):

@@ -67,6 +67,15 @@ def test_mlp_has_depth_hidden_silu_layers_then_a_linear_output(depth):
     assert sum(isinstance(m, torch.nn.SiLU) for m in net) == depth and isinstance(net[-1], torch.nn.Linear)
 
 
+def test_the_mlp_computes_what_its_layers_compute_in_turn():
+    torch.manual_seed(0)
+    net, h = MLP(5, 3, 8, 2), torch.randn(4, 5)
+    expected = h
+    for layer in net:  # through each module's __call__, as nn.Sequential would
+        expected = layer(expected)
+    assert torch.equal(net(h), expected)
+
+
 def test_the_velocitys_first_layer_takes_x_its_fourier_features_and_the_time_embedding():
     model = VelocityMLP(MLPConfig(dim=3, width=8, depth=1, time_frequencies=4, space_features=SPACE_FEATURES))
     assert model.net[0].in_features == 3 + 2 * SPACE_FEATURES + 1 + 2 * 4 and model.net[-1].out_features == 3

@@ -27,7 +27,7 @@ from f2d2mini.reports import Table, median_seconds
 
 __all__ = ["PlainVelocity", "plain_teacher", "wine", "own_suite", "DATA_POINTS", "DATA_SEED", "WINE_HELDOUT",
            "WINE_SEED", "WINE_TEACHER", "WINE_FEATURES", "WINE_WIDTH", "WINE_DISTILL", "WINE_REFERENCE_REPEATS",
-           "WRAPPER_CHECK"]
+           "MAP_REPEATS", "WRAPPER_CHECK"]
 
 DATA_POINTS = 50_000  # the checkerboard "dataset" the wrapped teacher is distilled from
 DATA_SEED = 7  # its seed (the held-out points have bench.HELDOUT_SEED)
@@ -44,6 +44,8 @@ WINE_DISTILL = dict(coverage_points=1000,
 # the Shortcut defaults but these: a bank of 1,000 trajectories (the exact divergence costs 13 backward passes a
 # point), and a map narrower than the default MLP, so that each jump is cheap beside the 64-wide teacher's solve
 WINE_REFERENCE_REPEATS = 5  # the teacher's solve of 30 rows takes a tenth of a second: timed as the maps are, a median
+MAP_REPEATS = 25  # a map's likelihood of 30 rows takes about a millisecond, which a busy core can double: a median
+# of many
 
 
 class PlainVelocity(nn.Module):
@@ -95,15 +97,18 @@ def wine(seed: int = WINE_SEED) -> tuple[torch.Tensor, torch.Tensor]:
     return (train - mean) / std, (test - mean) / std
 
 
-def _rows(name: str, label: str, model, x: torch.Tensor, reference: torch.Tensor, ref_seconds: float) -> list[dict]:
-    """K-step error against the reference, backward jumps and the first-order reversal, and the K = 4 speed-up."""
+def _rows(name: str, label: str, model, x: torch.Tensor, reference: torch.Tensor, ref_seconds) -> list[dict]:
+    """K-step error against the reference, backward jumps and the first-order reversal, and the speed-up against the
+    reference solve: ``ref_seconds`` its time, or a function that times it again beside each row's map."""
     rows = []
     for k in flowmap.EVAL_STEPS:
         for reversal in flowmap.REVERSALS:
             err = model.log_prob(x, k, reversal=reversal) - reference
-            seconds = median_seconds(lambda: model.log_prob(x, k, reversal=reversal))  # noqa: B023
+            seconds = median_seconds(lambda: model.log_prob(x, k, reversal=reversal), MAP_REPEATS)  # noqa: B023
+            ref = ref_seconds() if callable(ref_seconds) else ref_seconds
             rows.append({"data": name, "map": label, "K": k, "reversal": reversal, "mae": err.abs().mean().item(),
-                         "mean error": err.mean().item(), "speedup vs dopri5": ref_seconds / seconds})
+                         "mean error": err.mean().item(), "map ms": 1e3 * seconds, "dopri5 ms": 1e3 * ref,
+                         "speedup vs dopri5": ref / seconds})
     return rows
 
 
@@ -153,7 +158,9 @@ def own_suite(checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
         runs.append({"data": "wine", "map": "teacher (plain PyTorch, no map)", "d": train.shape[1], "rows": len(train),
                      "train seconds": time.perf_counter() - start})
         reference = ode.likelihood(teacher, test, "dopri5")
-        ref_seconds = median_seconds(lambda: ode.likelihood(teacher, test, "dopri5"), WINE_REFERENCE_REPEATS)
+        def ref_seconds():  # timed beside each map's row: a slower minute of a shared machine slows both
+            return median_seconds(lambda: ode.likelihood(teacher, test, "dopri5"), WINE_REFERENCE_REPEATS)
+
         runs[-1]["teacher NLL held-out"] = -reference.log_prob.mean().item()
         runs[-1]["teacher NLL train"] = -ode.log_prob(teacher, train, "dopri5").mean().item()
         runs[-1]["base NLL held-out"] = -base.log_prob(test).mean().item()
@@ -161,7 +168,8 @@ def own_suite(checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
         runs[-1]["gaussian fit NLL held-out"] = -gaussian.log_prob(test).mean().item()
         model = distil("plain_teacher", teacher, train, "wine", **WINE_DISTILL)
         rows += _rows("wine", "plain_teacher", model, test, reference.log_prob, ref_seconds)
-    formats = {"mae": ".4f", "mean error": "+.4f", "speedup vs dopri5": ".0f", "train seconds": ".0f"}
+    formats = {"mae": ".4f", "mean error": "+.4f", "map ms": ".3f", "dopri5 ms": ".1f", "speedup vs dopri5": ".0f",
+               "train seconds": ".0f"}
     title = (f"Distillations through f2d2mini.distill (Shortcut defaults; wine: a bank of "
              f"{WINE_DISTILL['coverage_points']} trajectories and a {WINE_WIDTH}-wide map)")
     tables = {"runs": Table(runs, formats, title=title),
