@@ -44,7 +44,7 @@ WINE_DISTILL = dict(coverage_points=1000,
 # the Shortcut defaults but these: a bank of 1,000 trajectories (the exact divergence costs 13 backward passes a
 # point), and a map narrower than the default MLP, so that each jump is cheap beside the 64-wide teacher's solve
 WINE_REFERENCE_REPEATS = 5  # the teacher's solve of 30 rows takes a tenth of a second: timed as the maps are, a median
-MAP_REPEATS = 25  # a map's likelihood of 30 rows takes about a millisecond, which a busy core can double: a median
+MAP_REPEATS = 25  # a map's likelihood of 30 rows is so short that a busy core's hiccups can double it: a median
 # of many
 
 
