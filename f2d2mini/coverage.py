@@ -2,7 +2,7 @@
 
 Distilled on the data path x_t = (1 - t) x0 + t x1 alone, a map has seen at t = 1 only points on the data, so the
 first backward jump from any other point is an extrapolation, and a K-step likelihood there can be off by
-thousands of nats. Coverage trains a share of each batch where a likelihood query goes instead: on the teacher's
+hundreds of nats. Coverage trains a share of each batch where a likelihood query goes instead: on the teacher's
 own trajectories from a square [-B, B]^d at the data end back to t = 0. Before training, uniform points of the
 square are carried back by the teacher's coupled ODE (fixed-step RK4), and the states x(tau_k) and the
 accumulated divergence delta(tau_k) = int_1^tau_k div v are kept at tau_k = 1 - k / steps (a
