@@ -10,8 +10,8 @@ import torch
 
 from f2d2mini import checks
 
-__all__ = ["Batch", "draw_points", "log_prob", "make_generator", "sample", "sigma0_of", "resolve_sigma0", "same_sigma0",
-           "SIGMA0", "SEED_RANGE"]
+__all__ = ["Batch", "draw_points", "log_prob", "log_density", "make_generator", "sample", "sigma0_of", "resolve_sigma0",
+           "same_sigma0", "SIGMA0", "SEED_RANGE"]
 
 
 class Batch(NamedTuple):
@@ -45,7 +45,11 @@ def log_prob(x: torch.Tensor, sigma0: float = 1.0) -> torch.Tensor:
     Returns:
         ``[B]`` log-densities: -|x|^2 / (2 sigma0^2) - d/2 log(2 pi sigma0^2).
     """
-    checks.batch(x)
+    return log_density(checks.batch(x), sigma0)
+
+
+def log_density(x: torch.Tensor, sigma0: float = 1.0) -> torch.Tensor:
+    """:func:`log_prob` without the check of ``x``, for points its caller has checked."""
     d = math.prod(x.shape[1:])  # not x[0]: an empty batch has no first point
     sq = x.flatten(1).pow(2).sum(1)
     return -0.5 * sq / sigma0**2 - 0.5 * d * math.log(2 * math.pi * sigma0**2)

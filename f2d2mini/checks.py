@@ -185,10 +185,15 @@ def time(t, n: int, like: torch.Tensor, name: str = "t", *, finite: bool = True)
         if finite and not torch.isfinite(t).all():
             raise ValueError(f"{name} must be finite, got {t}")
         return t
+    return torch.full((n,), float_time(t, name), device=like.device, dtype=like.dtype)
+
+
+def float_time(t, name: str = "t") -> float:
+    """A time given as a number (an int or a float, not a bool), checked finite, as a float."""
     if isinstance(t, (int, float)) and not isinstance(t, bool):
         if not math.isfinite(t):
             raise ValueError(f"{name} must be finite, got {t}")
-        return torch.full((n,), float(t), device=like.device, dtype=like.dtype)
+        return float(t)
     raise TypeError(f"{name} must be a float or a [batch] tensor, got {type(t).__name__}")
 
 

@@ -124,14 +124,8 @@ class JointFlowMap(FewStepMethods, nn.Module):
 
     def forward(self, x: torch.Tensor, t, s) -> FlowMapOutput:
         checks.batch(x, dim=self.config.dim, ndim=2, finite=False)
-        h = self.net(torch.cat([self.features(x), self._embedded(t, s, x)], dim=1))
+        h = self.net(torch.cat([self.features(x), self.embed.pair(t, s, x)], dim=1))
         return FlowMapOutput(h[:, : self.config.dim], self.config.div_scale * h[:, self.config.dim])
-
-    def _embedded(self, t, s, x: torch.Tensor) -> torch.Tensor:
-        """[embed(t), embed(s)] ``[B, 2 embed.dim]``; two float times (a jump of a few-step grid) are embedded once."""
-        n = len(x) if isinstance(t, torch.Tensor) or isinstance(s, torch.Tensor) else 1
-        ts = torch.stack([checks.time(t, n, x, "t", finite=False), checks.time(s, n, x, "s", finite=False)], dim=1)
-        return self.embed(ts.reshape(-1)).reshape(n, 2 * self.embed.dim).expand(len(x), -1)
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -237,9 +231,12 @@ def log_prob(model, x: torch.Tensor, steps: int = 4, *, reversal: str = "exact",
     coverage.warn_outside(model, x)
     with torch.inference_mode():  # no autograd at all; the result below is computed outside, an ordinary tensor
         out = jumps(model, x, backward_times(steps), reversal)
-    end = checks.finite_result(out.x, x, "x", "the noise that x jumps back to")
-    coverage.warn_endpoints(model, end, sigma0, steps)
-    return checks.finite_result(base.log_prob(end, sigma0) - out.delta, x, "x", "log_prob")
+    log_p = base.log_density(out.x, sigma0) - out.delta
+    if not torch.isfinite(log_p).all():  # one check when all is well; else name what overflowed first
+        checks.finite_result(out.x, x, "x", "the noise that x jumps back to")
+        checks.finite_result(log_p, x, "x", "log_prob")
+    coverage.warn_endpoints(model, out.x, sigma0, steps)
+    return log_p
 
 
 def backward_times(steps: int) -> torch.Tensor:

@@ -30,6 +30,15 @@ class TimeEmbedding(nn.Module):
         wt = t[:, None] * self.w.to(t)
         return torch.cat([t[:, None], wt.sin(), wt.cos()], dim=1)
 
+    def pair(self, t, s, x: torch.Tensor) -> torch.Tensor:
+        """[embed(t), embed(s)] ``[B, 2 dim]`` for the ``B = len(x)`` points of ``x``, t and s floats or ``[B]``
+        tensors; two numbers (a jump of a few-step grid) are embedded once and broadcast over the points."""
+        if isinstance(t, torch.Tensor) or isinstance(s, torch.Tensor):
+            ts = torch.stack([checks.time(u, len(x), x, name, finite=False) for u, name in ((t, "t"), (s, "s"))], 1)
+        else:
+            ts = torch.tensor([[checks.float_time(t, "t"), checks.float_time(s, "s")]], dtype=x.dtype, device=x.device)
+        return self(ts.reshape(-1)).reshape(len(ts), 2 * self.dim).expand(len(x), -1)
+
 
 class MLP(nn.Sequential):
     """``depth`` hidden layers of ``width`` units with SiLU, then a linear output layer."""

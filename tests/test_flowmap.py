@@ -1,6 +1,8 @@
 """The joint flow map (u, D) against the exact flow of the closed-form Gaussian mixture: the tangent condition,
 the semigroup identity, K-step likelihoods and sampling, and the warm start from a teacher."""
 
+import math
+
 import pytest
 import torch
 from helpers import COARSE, EXACT, GMM, points
@@ -85,6 +87,23 @@ def test_log_prob_returns_an_ordinary_tensor_that_autograd_can_use_as_a_constant
     weights = torch.ones(5, requires_grad=True)
     (log_p * weights).sum().backward()  # an inference tensor could not be saved for backward
     assert torch.equal(weights.grad, log_p)
+
+
+@pytest.mark.parametrize("head,what", [(slice(0, 2), "the noise that x jumps back to"), (slice(2, 3), "log_prob")])
+def test_a_likelihood_that_overflows_names_what_overflowed_first(head, what):
+    model = JointFlowMap(FlowMapConfig(width=8, depth=1, time_frequencies=2))
+    with torch.no_grad():
+        model.net[-1].bias[head] = math.inf  # u (the jumps leave float32) or D (the log-density does)
+    with pytest.raises(ValueError, match=f"{what} is not finite for 3 of 3 points of x"):
+        model.log_prob(torch.zeros(3, 2), 2)
+
+
+@pytest.mark.parametrize("t,match", [(True, "t must be a float or a \\[batch\\] tensor, got bool"),
+                                     (float("nan"), "t must be finite, got nan")])
+def test_bad_float_times_of_a_map_are_named(t, match):
+    model = JointFlowMap(FlowMapConfig(width=8, depth=1, time_frequencies=2))
+    with pytest.raises((TypeError, ValueError), match=match):
+        model(torch.zeros(3, 2), t, 0.5)
 
 
 def test_bad_inputs_are_named():
