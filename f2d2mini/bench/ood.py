@@ -44,14 +44,16 @@ def ood_inputs(test: data.Images, n: int, seed: int = 0) -> dict[str, torch.Tens
 
 
 def ood_rows(teacher, maps: dict, inputs: dict[str, torch.Tensor], levels: int, ks=flowmap.EVAL_STEPS,
-             **reference) -> list[dict]:
+             progress: bool = False, **reference) -> list[dict]:
     """Per kind of input and flow map (``maps``: name -> map of the same teacher): the teacher's ODE bits per dim
     (``reference``: options of :func:`f2d2mini.images.likelihood.ode_bpd`, e.g. one of :data:`REFERENCES`), solved
     once per kind, the map's gap at each K (map minus teacher, mean over the images; negative: the map calls the
     images likelier than its teacher does), and the share of the images it warns about (:func:`f2d2mini.flowmap.
-    trusted` false at some K)."""
+    trusted` false at some K); ``progress``: a bar over the kinds (the teacher's solves take most of the time)."""
+    from tqdm.auto import tqdm
+
     rows = []
-    for kind, images in inputs.items():
+    for kind, images in tqdm(inputs.items(), desc="ood", unit="kind", disable=not progress):
         ref = likelihood.ode_bpd(teacher, images, levels=levels, **reference).per_image
         for name, model in maps.items():
             row = {"input": kind, "map": name, "teacher bpd": ref.mean().item()}
@@ -86,7 +88,7 @@ def ood_suite(map_paths, teacher_path=None, n: int = 100, device: torch.device |
     teacher = checkpoint.load(teacher_path or checkpoint.teacher_path(dataset), device)
     test = held_out(dataset, mnist)
     reference = {**REFERENCES[dataset], **{k: v for k, v in reference.items() if v is not None}}
-    rows = ood_rows(teacher, maps, ood_inputs(test, n), test.levels, **reference)
+    rows = ood_rows(teacher, maps, ood_inputs(test, n), test.levels, progress=True, **reference)
     title = (f"{dataset}: bits per dim of {n} images of each kind (teacher: {reference['solver']}, "
              f"{reference['divergence']} divergence)")
     formats = {c: "+.3f" for c in rows[0] if c.startswith("gap")} | {"teacher bpd": ".3f", "warned": ".2f"}
