@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -97,15 +98,16 @@ def wine(seed: int = WINE_SEED) -> tuple[torch.Tensor, torch.Tensor]:
     return (train - mean) / std, (test - mean) / std
 
 
-def _rows(name: str, label: str, model, x: torch.Tensor, reference: torch.Tensor, ref_seconds) -> list[dict]:
+def _rows(name: str, label: str, model, x: torch.Tensor, reference: torch.Tensor,
+          ref_seconds: Callable[[], float]) -> list[dict]:
     """K-step error against the reference, backward jumps and the first-order reversal, and the speed-up against the
-    reference solve: ``ref_seconds`` its time, or a function that times it again beside each row's map."""
+    reference solve, whose time ``ref_seconds()`` gives beside each row's map."""
     rows = []
     for k in flowmap.EVAL_STEPS:
         for reversal in flowmap.REVERSALS:
             err = model.log_prob(x, k, reversal=reversal) - reference
             seconds = median_seconds(lambda: model.log_prob(x, k, reversal=reversal), MAP_REPEATS)  # noqa: B023
-            ref = ref_seconds() if callable(ref_seconds) else ref_seconds
+            ref = ref_seconds()
             rows.append({"data": name, "map": label, "K": k, "reversal": reversal, "mae": err.abs().mean().item(),
                          "mean error": err.mean().item(), "map ms": 1e3 * seconds, "dopri5 ms": 1e3 * ref,
                          "speedup vs dopri5": ref / seconds})
@@ -149,7 +151,7 @@ def own_suite(checkpoints: str | Path = checkpoint.DEFAULT_DIR, n: int = 10_000,
                                                        zip(wrapped.state_dict().values(), plain.state_dict().values()))
         squares = grid_reference(teacher, density, device)
         for label, model in maps.items():
-            rows += _rows("checkerboard", label, model, x, reference, ref_seconds)
+            rows += _rows("checkerboard", label, model, x, reference, lambda: ref_seconds)  # one cold solve
             grid += [r.__dict__ | {"rule": label} for r in grid_rows(model, "shortcut", density, squares)]
     if "wine" in parts:
         train, test = (part.to(device) for part in wine())
