@@ -1,6 +1,6 @@
 """``f2d2mini bench SUITE``: parses a suite's arguments, runs it, prints its tables and writes its JSON report.
 
-Suites: ode, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error-norm, guidance, step-cost, chunk-cost
+Suites: ode, f2d2, digits, mnist, gpu, ood, gap, seeds, peer, own, error-norm, guidance, step-cost, chunk-cost
 (``f2d2mini bench --help``; ``benchmarks/README.md`` says what each measures). The JSON lands in
 ``benchmarks/results/SUITE.json`` (dashes as underscores; ``SUITE_DATA.json`` for the suites of one dataset,
 :data:`PER_DATASET`) unless ``--json`` says otherwise.
@@ -20,7 +20,7 @@ from f2d2mini.reports import write_report
 __all__ = ["add_parser", "run", "RESULTS_DIR"]
 
 RESULTS_DIR = Path("benchmarks") / "results"  # where ``f2d2mini bench SUITE`` writes SUITE.json by default
-PER_DATASET = ("guidance", "step-cost", "chunk-cost")  # suites of one dataset: SUITE_DATA.json
+PER_DATASET = ("guidance", "step-cost", "chunk-cost", "gap")  # suites of one dataset: SUITE_DATA.json
 
 
 def add_parser(sub, device: dict) -> None:
@@ -56,6 +56,9 @@ def add_parser(sub, device: dict) -> None:
     ood.add_argument("--n", type=int, default=100, help="images of each kind (default: %(default)s)")
     ood.add_argument("--solver", choices=ode.SOLVERS, default="dopri5", help="the teacher's ODE solver")
     ood.add_argument("--ode-steps", type=int, help="steps of a fixed-step solver (e.g. rk4 8)")
+    gap = suites.add_parser("gap", help="where an image map's bits-per-dim gap to its teacher lives: end and "
+                            "divergence terms, spread, hardest images")
+    gap.add_argument("--n", type=int, help="held-out images (default: all; MNIST's 1,000)")
     seeds = suites.add_parser("seeds", help="one rule's defaults trained under several seeds: divergence, spread")
     seeds.add_argument("--rule", choices=losses.RULES, default="meanflow")
     seeds.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -92,15 +95,17 @@ def add_parser(sub, device: dict) -> None:
                                "the evaluation chunk's size")
     chunks.add_argument("--chunks", type=int, nargs="+",
                         help=f"images per chunk (default: {' '.join(map(str, ChunkCostConfig.chunks))})")
-    chunks.add_argument("--map", type=Path, help="the flow map (default: data/checkpoints/f2d2_shortcut_DATA.pt)")
-    for s in (guide, cost, chunks):
+    for s in (chunks, gap):
+        s.add_argument("--map", type=Path, help="the flow map (default: data/checkpoints/f2d2_shortcut_DATA.pt)")
+    for s in (guide, cost, chunks, gap):
         s.add_argument("--data", choices=("digits", "mnist"), default="digits")
         s.add_argument("--teacher", type=Path, help="the teacher (default: data/checkpoints/teacher_DATA.pt)")
+    for s in (guide, cost, chunks):
         s.add_argument("--quick", action="store_true", help="tiny budgets: checks that everything runs (seconds)")
     _add_split(guide, "MNIST: the maps' and classifier's training images, as in bench mnist")
-    for s in (mnist, gpu, ood, guide, cost, chunks):
+    for s in (mnist, gpu, ood, guide, cost, chunks, gap):
         s.add_argument("--mnist", type=Path, help="folder with MNIST's t10k idx files (default: see the docs)")
-    for s in (ode_, f2d2, digits, mnist, gpu, ood, seeds, peer, own, error_norm, guide, cost, chunks):
+    for s in (ode_, f2d2, digits, mnist, gpu, ood, gap, seeds, peer, own, error_norm, guide, cost, chunks):
         s.add_argument("--json", type=Path, help="output (default: benchmarks/results/SUITE.json)")
         s.add_argument("--device", **device)
 
@@ -129,6 +134,7 @@ def _suite(args, device, json_path) -> dict:
         "peer": lambda: bench.peer_suite(args.densities, args.rules, args.maps, args.checkpoints, args.n, device),
         "ood": lambda: bench.ood_suite(args.maps, args.teacher, args.n, device, mnist=args.mnist,
                                        solver=args.solver, steps=args.ode_steps),
+        "gap": lambda: bench.gap_suite(args.data, args.teacher, args.map, args.n, device, mnist=args.mnist),
         "guidance": lambda: bench.guidance_suite(args.data, _maps(args.maps), args.teacher, _guidance_config(args),
                                                  device, root=args.root, mnist=args.mnist,
                                                  train_split=args.train_split),

@@ -23,7 +23,7 @@ from f2d2mini import base, checks, distributed, ode
 from f2d2mini.images import data as images_data
 
 __all__ = ["BPD", "bits_per_dim", "bpd", "ode_bpd", "bpd_table", "BPDRow", "DEQUANT_SEED", "BPD_FORMATS", "dequantized",
-           "true_float32"]
+           "device_of", "true_float32"]
 
 DEQUANT_SEED = 0  # seed of the dequantization noise U shared by every evaluation
 DEFAULT_LEVELS = 256  # grey levels of a tensor of images unless levels= says otherwise (8-bit images)
@@ -78,7 +78,7 @@ def _check_scored_images(x: torch.Tensor, levels: int, model, batch_size: int | 
         raise ValueError(f"images hold grey level {x.max().item()} but levels = {levels} allows 0..{levels - 1}")
 
 
-def _device(model) -> torch.device:
+def device_of(model) -> torch.device:
     """Where a model's parameters live (the CPU for parameter-free callables such as closed-form velocities)."""
     params = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     return params.device if params is not None else torch.device("cpu")
@@ -145,7 +145,7 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int | None = Non
     images, levels = _unpack(images, levels)
     _check_scored_images(images, levels, model, batch_size)
     checks.steps(steps)
-    device = _device(model)
+    device = device_of(model)
     z = dequantized(images, levels, seed, device)
     start = time.perf_counter()
     lp, _ = _chunked(lambda c: (flowmap.log_prob(model, c, steps, reversal=reversal), steps), z, batch_size)
@@ -167,7 +167,7 @@ def ode_bpd(velocity, images: torch.Tensor, *, levels: int | None = None, solver
     """
     images, levels = _unpack(images, levels)
     _check_scored_images(images, levels, velocity, batch_size)
-    device = _device(velocity)
+    device = device_of(velocity)
     z = dequantized(images, levels, seed, device)
     start = time.perf_counter()
 
