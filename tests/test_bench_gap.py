@@ -3,6 +3,7 @@ through the command line on the shipped digits models."""
 
 import json
 
+import pytest
 import torch
 from helpers import run
 
@@ -28,6 +29,12 @@ def test_the_exact_map_of_the_gaussian_path_has_no_gap_on_images():
         for name in ("gap", "end", "divergence"):
             assert cols[name].abs().max() < BPD_TOL, name
         assert torch.allclose(cols["gap"], cols["end"] + cols["divergence"])
+
+
+def test_split_images_names_images_that_are_not_grey_levels():
+    velocity = GaussianPathVelocity(0.7)
+    with pytest.raises(TypeError, match="uint8 tensor"):
+        bench_gap.split_images(velocity, ODEFlowMap(velocity), torch.rand(2, 1, 4, 4), 17, divergence="exact")
 
 
 def test_rows_of_made_up_gaps():

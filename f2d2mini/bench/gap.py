@@ -35,9 +35,11 @@ def split_images(teacher, model, images: torch.Tensor, levels: int, ks=flowmap.E
     divergence terms in bits per dim ``[N]`` (map minus teacher; negative: the map finds the image likelier) and
     the landing ratio |x_K| / |x(0)|, on the same dequantized images (``reference``: the teacher's solve, options
     of :func:`f2d2mini.ode.likelihood`), in evaluation chunks (:func:`f2d2mini.images.data.eval_batch`;
-    ``progress``: a bar over the images, whose teacher solves take minutes on MNIST)."""
+    ``progress``: a bar over the images, whose teacher solves take minutes on MNIST). Raises as
+    :func:`f2d2mini.images.likelihood.bpd` does for images that are not uint8 grey levels of the map's shape."""
     from tqdm.auto import tqdm
 
+    likelihood.check_images(images, levels, model)
     device = likelihood.device_of(model)
     z = likelihood.dequantized(images, levels, likelihood.DEQUANT_SEED, device)
     d = z[0].numel()

@@ -23,7 +23,7 @@ from f2d2mini import base, checks, distributed, ode
 from f2d2mini.images import data as images_data
 
 __all__ = ["BPD", "bits_per_dim", "bpd", "ode_bpd", "bpd_table", "BPDRow", "DEQUANT_SEED", "BPD_FORMATS", "dequantized",
-           "device_of", "true_float32"]
+           "device_of", "check_images", "true_float32"]
 
 DEQUANT_SEED = 0  # seed of the dequantization noise U shared by every evaluation
 DEFAULT_LEVELS = 256  # grey levels of a tensor of images unless levels= says otherwise (8-bit images)
@@ -57,7 +57,7 @@ def _unpack(images, levels: int | None) -> tuple[torch.Tensor, int]:
     return images, DEFAULT_LEVELS if levels is None else levels
 
 
-def _check_scored_images(x: torch.Tensor, levels: int, model, batch_size: int | None) -> None:
+def check_images(x: torch.Tensor, levels: int, model, batch_size: int | None = None) -> None:
     """Images: uint8 ``[N, C, H, W]`` (N >= 1: bits per dim are a mean) of the model's shape, with values below
     ``levels``; ``batch_size`` ``None`` or >= 1."""
     if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
@@ -143,7 +143,7 @@ def bpd(model, images: torch.Tensor, steps: int = 4, *, levels: int | None = Non
     from f2d2mini import flowmap
 
     images, levels = _unpack(images, levels)
-    _check_scored_images(images, levels, model, batch_size)
+    check_images(images, levels, model, batch_size)
     checks.steps(steps)
     device = device_of(model)
     z = dequantized(images, levels, seed, device)
@@ -166,7 +166,7 @@ def ode_bpd(velocity, images: torch.Tensor, *, levels: int | None = None, solver
     does, and as :func:`f2d2mini.ode.likelihood` does for the solver's arguments.
     """
     images, levels = _unpack(images, levels)
-    _check_scored_images(images, levels, velocity, batch_size)
+    check_images(images, levels, velocity, batch_size)
     device = device_of(velocity)
     z = dequantized(images, levels, seed, device)
     start = time.perf_counter()
