@@ -14,14 +14,14 @@ import math
 import torch
 
 from f2d2mini import checkpoint, checks, flowmap, gap
+from f2d2mini.bench import ood
 from f2d2mini.bench.mnist import MnistCPUConfig
-from f2d2mini.bench.ood import held_out
 from f2d2mini.images import data, likelihood
 from f2d2mini.reports import Table
 
 __all__ = ["REFERENCES", "HARDEST", "BLOCK", "split_images", "gap_rows", "block_rows", "gap_suite"]
 
-REFERENCES = {"digits": dict(solver="dopri5", divergence="exact"),
+REFERENCES = {"digits": ood.REFERENCES["digits"],
               "mnist": dict(solver="dopri5", divergence="hutchinson", probes=1, rtol=MnistCPUConfig.tol,
                             atol=MnistCPUConfig.tol)}
 HARDEST = 0.9  # the images whose teacher bits per dim lie above this quantile are "the hardest tenth"
@@ -95,7 +95,7 @@ def gap_suite(dataset: str, teacher_path=None, map_path=None, n: int | None = No
     teacher_path = teacher_path or checkpoint.teacher_path(dataset)
     map_path = map_path or checkpoint.flow_map_path(dataset, "shortcut")
     teacher, model = checkpoint.load(teacher_path, device), checkpoint.load(map_path, device)
-    test = held_out(dataset, mnist)
+    test = ood.held_out(dataset, mnist)
     images = test.images if n is None else test.images[:checks.positive_int(n, "n")]
     teacher_bpd, per_k = split_images(teacher, model, images, test.levels, progress=True, **REFERENCES[dataset])
     rows, blocks = gap_rows(teacher_bpd, per_k), block_rows(teacher_bpd, per_k)
