@@ -195,10 +195,15 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Modu
         model = cls(_to_dataclass(config_cls, json.loads(payload["config"])))
         model.load_state_dict(payload["state_dict"])
         model.metadata = json.loads(payload["metadata"])
-        for attr, attr_cls in _ATTRIBUTES.items():
-            if attr in model.metadata:
-                setattr(model, attr, attr_cls(**model.metadata.pop(attr)))
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:  # JSONDecodeError is a ValueError
         reason = " ".join(str(err).split())  # torch's load_state_dict message spans lines
         raise CheckpointError(f"{path}: the weights do not match the saved {name} config: {reason}") from None
+    for attr, attr_cls in _ATTRIBUTES.items():
+        if attr in model.metadata:
+            saved = model.metadata.pop(attr)
+            fields = [field.name for field in dataclasses.fields(attr_cls)]
+            if not isinstance(saved, dict) or sorted(saved) != sorted(fields):
+                raise CheckpointError(f"{path}: its saved {attr} {saved!r} does not fit this version's "
+                                      f"{attr_cls.__name__}({', '.join(fields)}): remake the model with this version")
+            setattr(model, attr, attr_cls(**saved))
     return model.to(device).eval()

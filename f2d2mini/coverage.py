@@ -32,8 +32,8 @@ from f2d2mini import base, checkpoint, ode, times
 from f2d2mini import divergence as div
 
 __all__ = ["Region", "TrajectoryBank", "CoverageBatch", "trajectories", "carry_back", "tangent_points", "jumps",
-           "warn_outside", "warn_endpoints", "NoiseBand", "BAND_MARGIN", "OutsideRegionWarning", "SUBSTEPS", "BANK_TOL",
-           "BANK_CHUNK"]
+           "warn_outside", "warn_endpoints", "NoiseBand", "BAND_MARGIN", "CORRELATION_MARGIN", "OutsideRegionWarning",
+           "SUBSTEPS", "BANK_TOL", "BANK_CHUNK"]
 
 SUBSTEPS = 8  # RK4 steps between two stored states: the teacher's jumps must be exact targets, and the bank is
 # built once per run, so accuracy wins over cost here
@@ -188,29 +188,46 @@ def _warn_once(model, message: str) -> None:
 @dataclass(frozen=True)
 class NoiseBand:
     """Where the likelihood of an image map distilled on the data is trusted: the points whose K backward jumps land
-    where its training data's landed, |x_K|^2 / (d sigma0^2) in [low, high] (for noise of the base about
-    1 +- sqrt(2 / d)). Images unlike the data (noise, flat or inverted images) land far outside: the map was never
-    trained on the paths they take, and its log-likelihood there is an extrapolation."""
+    where its training data's landed, judged by two statistics of the landing that noise of the base fixes: its
+    energy |x_K|^2 / (d sigma0^2) in [low, high] (for noise about 1 +- sqrt(2 / d)) and its neighbour correlation
+    in [corr_low, corr_high] (for white noise about 0 +- 1 / sqrt(pairs)). Images unlike the data land outside:
+    noise, grey, white or inverted images with too much energy, black ones with about the energy of noise but
+    neighbours that agree. The map was never trained on the paths they take, and its log-likelihood there is an
+    extrapolation."""
 
     low: float
     high: float
+    corr_low: float
+    corr_high: float
 
     @staticmethod
     def statistic(end: torch.Tensor, sigma0: float) -> torch.Tensor:
         """|x_K|^2 / (d sigma0^2) ``[B]`` of the end points ``end`` ``[B, *shape]`` of backward jumps."""
         return end.flatten(1).pow(2).mean(1) / sigma0**2
 
+    @staticmethod
+    def correlation(end: torch.Tensor) -> torch.Tensor:
+        """The mean product of neighbouring pixels (left-right and up-down, within each channel) over the mean
+        square ``[B]`` of the end points ``end`` ``[B, C, H, W]``: the products are uncorrelated in white noise, so
+        this is about 0 +- 1 / sqrt(pairs) there, whatever its scale."""
+        across, down = end[..., :, 1:] * end[..., :, :-1], end[..., 1:, :] * end[..., :-1, :]
+        pairs = across[0].numel() + down[0].numel()
+        return (across.flatten(1).sum(1) + down.flatten(1).sum(1)) / pairs / end.flatten(1).pow(2).mean(1)
+
     def contains(self, end: torch.Tensor, sigma0: float) -> torch.Tensor:
         """``[B]`` booleans: the end points ``end`` ``[B, *shape]`` of the backward jumps inside the band."""
-        q = self.statistic(end, sigma0)
-        return (q >= self.low) & (q <= self.high)
+        q, r = self.statistic(end, sigma0), self.correlation(end)
+        return (q >= self.low) & (q <= self.high) & (r >= self.corr_low) & (r <= self.corr_high)
 
     def __str__(self) -> str:
-        return f"|x_K|^2 / (d sigma0^2) in [{self.low:.2f}, {self.high:.2f}]"
+        return (f"|x_K|^2 / (d sigma0^2) in [{self.low:.2f}, {self.high:.2f}] and neighbour correlation in "
+                f"[{self.corr_low:.3f}, {self.corr_high:.3f}]")
 
 
 checkpoint.register_attribute("noise_band", NoiseBand)  # saved with the map's weights, restored by f2d2mini.load
 BAND_MARGIN = 0.1  # the calibrated band widened by this on each side (two standard deviations of |z|^2 / d, d = 784)
+# and its neighbour correlation's: two standard deviations in white noise of 28 x 28 pixels (1,512 pairs)
+CORRELATION_MARGIN = 0.05
 
 
 def warn_endpoints(model, end: torch.Tensor, sigma0: float, steps: int) -> None:

@@ -224,11 +224,15 @@ def distill(teacher, data, rule: str = "shortcut", config: DistillConfig | None 
 
 
 def noise_band(model, x1: torch.Tensor) -> coverage.NoiseBand:
-    """The band of |x_K|^2 / (d sigma0^2) in which the K backward jumps of data points ``x1`` land, over every K of
-    :data:`f2d2mini.flowmap.EVAL_STEPS`, widened by :data:`f2d2mini.coverage.BAND_MARGIN` on each side."""
-    sigma0, q = base.resolve_sigma0(model, name="flow map"), []
+    """The band in which the K backward jumps of data points ``x1`` land, over every K of
+    :data:`f2d2mini.flowmap.EVAL_STEPS`: their |x_K|^2 / (d sigma0^2) and neighbour correlation, widened by
+    :data:`f2d2mini.coverage.BAND_MARGIN` and :data:`f2d2mini.coverage.CORRELATION_MARGIN` on each side."""
+    sigma0, q, r = base.resolve_sigma0(model, name="flow map"), [], []
     with torch.no_grad():
         for k in flowmap.EVAL_STEPS:
-            q.append(coverage.NoiseBand.statistic(flowmap.jumps(model, x1, flowmap.backward_times(k)).x, sigma0))
-    q = torch.cat(q)
-    return coverage.NoiseBand(q.min().item() - coverage.BAND_MARGIN, q.max().item() + coverage.BAND_MARGIN)
+            end = flowmap.jumps(model, x1, flowmap.backward_times(k)).x
+            q.append(coverage.NoiseBand.statistic(end, sigma0))
+            r.append(coverage.NoiseBand.correlation(end))
+    (q_low, q_high), (r_low, r_high) = torch.cat(q).aminmax(), torch.cat(r).aminmax()
+    return coverage.NoiseBand(q_low.item() - coverage.BAND_MARGIN, q_high.item() + coverage.BAND_MARGIN,
+                              r_low.item() - coverage.CORRELATION_MARGIN, r_high.item() + coverage.CORRELATION_MARGIN)

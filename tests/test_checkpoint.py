@@ -143,6 +143,15 @@ def test_mismatched_weights_are_rejected(model, tmp_path):
         f2.load(path)
 
 
+def test_a_saved_attribute_that_does_not_fit_its_class_names_both(model, tmp_path):
+    """A noise band saved before it had its neighbour correlation: the attribute, what was saved and the fields this
+    version expects, not a complaint about weights."""
+    path = f2.save(model, tmp_path / "m.pt", metadata={"noise_band": {"low": 0.7, "high": 1.2}})
+    with pytest.raises(f2.CheckpointError, match=r"m.pt: its saved noise_band \{'low': 0.7, 'high': 1.2\} does not "
+                                                 r"fit this version's NoiseBand\(low, high, corr_low, corr_high\)"):
+        f2.load(path)
+
+
 def test_failed_save_keeps_the_old_file(model, tmp_path, monkeypatch):
     path = f2.save(model, tmp_path / "m.pt")
     before = path.read_bytes()

@@ -119,15 +119,58 @@ def test_a_bank_from_the_data_starts_at_data_points_and_covers_no_region(monkeyp
 
 def test_a_noise_band_trusts_the_points_whose_jumps_land_in_it():
     """The flow of the Gaussian path from N(0, I) to N(0, I) carries every image back to itself, so an image is in
-    the band exactly when its own |x|^2 / d is: the band decides trust and the warning of log_prob."""
+    the band exactly when its own statistics are: twice the energy leaves it, and so does a smooth image with the
+    energy of noise (a ramp: its neighbours almost equal). The band decides trust and the warning of log_prob."""
     exact = f2.flowmap.ODEFlowMap(f2.gaussian_path.GaussianPathVelocity(1.0), "rk4", 8)
-    exact.noise_band = coverage.NoiseBand(0.8, 1.2)
-    z = torch.randn(16, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    exact.noise_band = coverage.NoiseBand(0.8, 1.2, -0.3, 0.3)
+    z = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     z = z / z.flatten(1).pow(2).mean(1).sqrt().view(-1, 1, 1, 1)  # |z|^2 / d = 1
+    assert coverage.NoiseBand.correlation(z).abs().max() < 0.3  # white: 0 +- 1 / sqrt(112) = 0.094
+    ramp = torch.linspace(-1, 1, 64).view(1, 1, 8, 8).expand(16, 1, 8, 8)
+    ramp = ramp / ramp.flatten(1).pow(2).mean(1).sqrt().view(-1, 1, 1, 1)
     assert f2.flowmap.trusted(exact, z, 2).all() and not f2.flowmap.trusted(exact, 2 * z, 2).any()
+    assert not f2.flowmap.trusted(exact, ramp, 2).any()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         f2.flowmap.log_prob(exact, z, 2)
     with pytest.warns(coverage.OutsideRegionWarning, match=r"16 of 16 points jump back \(2 jumps\) outside .*"
-                                                           r"\[0\.80, 1\.20\]"):
+                                                           r"\[0\.80, 1\.20\] and neighbour correlation in "
+                                                           r"\[-0\.300, 0\.300\]"):
         f2.flowmap.log_prob(exact, 2 * z, 2)
+    exact._warned_outside = False
+    with pytest.warns(coverage.OutsideRegionWarning, match="16 of 16 points"):
+        f2.flowmap.log_prob(exact, ramp, 2)
+
+
+def test_the_neighbour_correlation_is_the_products_of_neighbours_over_the_mean_square():
+    """By hand on a 2 x 2 image: pairs 1*2, 3*4 across and 1*3, 2*4 down, (2 + 12 + 3 + 8) / 4 over 30 / 4; in each
+    channel alone; unchanged by the scale."""
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
+    torch.testing.assert_close(coverage.NoiseBand.correlation(x), torch.tensor([25 / 30]))
+    torch.testing.assert_close(coverage.NoiseBand.correlation(-3 * x), torch.tensor([25 / 30]))
+    two = torch.cat([x, torch.zeros_like(x)], 1)  # a second channel of zeros: pairs 8, mean square 30 / 8
+    torch.testing.assert_close(coverage.NoiseBand.correlation(two), torch.tensor([25 / 30]))
+
+
+def test_the_neighbour_correlation_of_white_noise_is_zero_within_one_over_root_pairs():
+    """Of 4,000 white-noise images of MNIST's size (1,512 neighbour pairs): mean 0 within four standard errors
+    (sd / sqrt(n)), standard deviation 1 / sqrt(1512) within 5% (its estimate's error, 1 / sqrt(2n) = 1.1%, times
+    four, plus the self-normalisation's O(1 / d))."""
+    n, pairs = 4000, 2 * 28 * 27
+    r = coverage.NoiseBand.correlation(torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 0.7)
+    sd = pairs ** -0.5
+    assert abs(r.mean().item()) < 4 * sd / n**0.5
+    assert abs(r.std().item() / sd - 1) < 0.05
+
+
+def test_a_calibrated_band_holds_every_landing_of_its_points_and_the_margins():
+    """student.noise_band on the exact flow (every image lands on itself): the extremes of the points' own
+    statistics, widened by the two margins."""
+    exact = f2.flowmap.ODEFlowMap(f2.gaussian_path.GaussianPathVelocity(1.0), "rk4", 8)
+    x1 = torch.randn(32, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    band = f2.student.noise_band(exact, x1)
+    q, r = coverage.NoiseBand.statistic(x1, 1.0), coverage.NoiseBand.correlation(x1)
+    expected = (q.min() - coverage.BAND_MARGIN, q.max() + coverage.BAND_MARGIN,
+                r.min() - coverage.CORRELATION_MARGIN, r.max() + coverage.CORRELATION_MARGIN)
+    torch.testing.assert_close(torch.tensor([band.low, band.high, band.corr_low, band.corr_high]),
+                               torch.stack(expected), rtol=1e-4, atol=1e-4)
