@@ -211,7 +211,7 @@ class NoiseBand:
         square ``[B]`` of the end points ``end`` ``[B, C, H, W]``: the products are uncorrelated in white noise, so
         this is about 0 +- 1 / sqrt(pairs) there, whatever its scale."""
         across, down = end[..., :, 1:] * end[..., :, :-1], end[..., 1:, :] * end[..., :-1, :]
-        pairs = across[0].numel() + down[0].numel()
+        pairs = across.shape[1:].numel() + down.shape[1:].numel()  # per image, also for an empty batch
         return (across.flatten(1).sum(1) + down.flatten(1).sum(1)) / pairs / end.flatten(1).pow(2).mean(1)
 
     def contains(self, end: torch.Tensor, sigma0: float) -> torch.Tensor:

@@ -150,6 +150,17 @@ def test_the_neighbour_correlation_is_the_products_of_neighbours_over_the_mean_s
     torch.testing.assert_close(coverage.NoiseBand.correlation(-3 * x), torch.tensor([25 / 30]))
     two = torch.cat([x, torch.zeros_like(x)], 1)  # a second channel of zeros: pairs 8, mean square 30 / 8
     torch.testing.assert_close(coverage.NoiseBand.correlation(two), torch.tensor([25 / 30]))
+    assert coverage.NoiseBand.correlation(torch.zeros(0, 1, 28, 28)).shape == (0,)
+
+
+def test_a_map_with_a_noise_band_answers_an_empty_batch_and_float64():
+    exact = f2.flowmap.ODEFlowMap(f2.gaussian_path.GaussianPathVelocity(1.0), "rk4", 8)
+    exact.noise_band = coverage.NoiseBand(0.8, 1.2, -0.3, 0.3)
+    assert f2.flowmap.log_prob(exact, torch.zeros(0, 1, 8, 8), 2).shape == (0,)
+    assert f2.flowmap.trusted(exact, torch.zeros(0, 1, 8, 8), 2).shape == (0,)
+    z = torch.randn(4, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    z = z / z.flatten(1).pow(2).mean(1).sqrt().view(-1, 1, 1, 1)
+    assert f2.flowmap.trusted(exact, z, 2).all()
 
 
 def test_the_neighbour_correlation_of_white_noise_is_zero_within_one_over_root_pairs():
