@@ -10,6 +10,7 @@ from f2d2mini import (
     adapters,
     base,
     checkpoint,
+    consistency,
     distillation,
     divergence,
     flowmap,
@@ -32,7 +33,7 @@ from f2d2mini import (
 from f2d2mini.checkpoint import CheckpointError, load, save
 from f2d2mini.student import distill
 
-__all__ = ["adapters", "base", "checkpoint", "distillation", "divergence", "flowmap", "gaussian_path", "guidance",
-           "images", "loop", "losses", "metrics", "nets", "ode", "plots", "pretrained", "reports", "student", "times",
-           "toy", "train", "save", "load", "CheckpointError", "distill"]
+__all__ = ["adapters", "base", "checkpoint", "consistency", "distillation", "divergence", "flowmap", "gaussian_path",
+           "guidance", "images", "loop", "losses", "metrics", "nets", "ode", "plots", "pretrained", "reports",
+           "student", "times", "toy", "train", "save", "load", "CheckpointError", "distill"]
 __version__ = "0.1.0"

@@ -246,7 +246,8 @@ def backward_times(steps: int) -> torch.Tensor:
 
 def trusted(model, x: torch.Tensor, steps: int = 4) -> torch.Tensor:
     """``[B]`` booleans: the points of ``x`` whose K-step likelihood the map can be trusted with, inside its
-    ``region`` and with backward jumps that land inside its ``noise_band`` (a map with neither: every point)."""
+    ``region`` and with backward jumps that land inside its ``noise_band`` (a map with neither: every point). A
+    costlier check, of the map's own consistency: :func:`f2d2mini.consistency.consistent`."""
     x = checks.points(x, model, owner="flow map")
     region, band = getattr(model, "region", None), getattr(model, "noise_band", None)
     inside = region.contains(x) if region is not None else torch.ones(len(x), dtype=torch.bool, device=x.device)

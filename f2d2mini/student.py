@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from f2d2mini import adapters, base, checks, coverage, distributed, div_profile, flowmap, losses, nets
+from f2d2mini import adapters, base, checks, consistency, coverage, distributed, div_profile, flowmap, losses, nets
 from f2d2mini import divergence as div
 from f2d2mini.distillation import DistillConfig, distill_config, distill_loss, frozen
 from f2d2mini.images import unet
@@ -34,7 +34,7 @@ CHECK_POINTS = 128  # points of the batch on which the teacher is checked before
 CHECK_SEED = 12_345  # the check's own random stream: it draws nothing from the training's
 PROFILE_SEED = 54_321  # the divergence profile's own random stream, likewise
 BAND_SEED = 24_680  # and the noise band's (its data points)
-BAND_POINTS = 256  # data points whose backward jumps calibrate an image map's noise band
+BAND_POINTS = 256  # data points whose backward jumps calibrate an image map's noise band and consistency limit
 
 
 def base_sigma0(teacher, config: DistillConfig) -> float:
@@ -175,7 +175,9 @@ def distill(teacher, data, rule: str = "shortcut", config: DistillConfig | None 
 
     Returns:
         The EMA map (``sample``, ``sample_and_log_prob``, ``log_prob``) with ``.history``, ``.metadata`` and
-        ``.region`` (the cube its likelihood was trained on, ``None`` without coverage), ready for
+        ``.region`` (the cube its likelihood was trained on, ``None`` without coverage); an image map without
+        coverage of the cube instead has ``.noise_band`` (:class:`f2d2mini.coverage.NoiseBand`) and
+        ``.consistency`` (:class:`f2d2mini.consistency.Consistency`), calibrated on its data. Ready for
         :func:`f2d2mini.save`.
 
     Raises:
@@ -220,6 +222,7 @@ def distill(teacher, data, rule: str = "shortcut", config: DistillConfig | None 
     if not covered and len(shape) == 3:  # an image map trusted on its data: where the data's jumps land
         points = base.draw_points(draw, BAND_POINTS, base.make_generator(BAND_SEED, device))
         model.noise_band = noise_band(model, points.x1)
+        model.consistency = consistency.calibrate(model, points.x1)
     return model
 
 

@@ -36,6 +36,7 @@ def test_digits_round_trip(capsys, tmp_path):
     code, text = run(capsys, "bench", "ood", "--maps", str(fmap), "--teacher", str(teacher), "--n", "2", "--solver",
                      "euler", "--ode-steps", "2", "--device", "cpu", "--json", str(report))
     assert code == 0 and "uniform noise" in text and "gap K=8" in text and report.is_file()
+    assert "inconsistent" in text  # a map distilled on the data path carries a consistency limit
 
 
 def test_bad_inputs_exit_2(capsys, tmp_path):

@@ -28,6 +28,7 @@ def test_digits_pipeline_end_to_end():
     # no coverage: trusted where its own data's backward jumps land (a band calibrated on 256 of them)
     z = likelihood.dequantized(train_data.images[:64], train_data.levels, 5, "cpu")
     assert model.region is None and f2.flowmap.trusted(model, z, 4).float().mean() > 0.9
+    assert f2.consistency.consistent(model, z).float().mean() > 0.9  # and where its 4- and 8-jump landings agree
     rows = likelihood.bpd_table(teacher, model, test.images[:8], test.levels, (1, 4), solver="euler", steps=4)
     assert [r.nfe for r in rows] == [4, 1, 4]
     assert all(math.isfinite(r.bpd) for r in rows) and rows[0].gap == 0.0

@@ -77,7 +77,8 @@ RECOMPUTED_BPD = 1e-3
 def test_shipped_mnist_models_are_the_recipes_and_the_benchmarks():
     """teacher_mnist.pt and f2d2_shortcut_mnist.pt were made by the MNIST CPU recipe as it stands, under 4 MiB each;
     the map's K-step bits per dim of the 1,000 held-out images are those in results/mnist_cpu.json; a test digit is
-    inside its noise band and uniform noise is warned about."""
+    inside its noise band and uniform noise is warned about; the digit's 4- and 8-jump landings agree, a black
+    image's do not."""
     import json
     import warnings
     from dataclasses import asdict
@@ -104,6 +105,8 @@ def test_shipped_mnist_models_are_the_recipes_and_the_benchmarks():
     assert f2.flowmap.trusted(model, digit).all() and not f2.flowmap.trusted(model, noise).any()
     with pytest.warns(f2.coverage.OutsideRegionWarning, match="band"):
         f2.load(CHECKPOINTS / "f2d2_shortcut_mnist.pt").log_prob(noise, 4)
+    black = likelihood.dequantized(torch.zeros_like(images[:1]), 256, likelihood.DEQUANT_SEED, "cpu")
+    assert f2.consistency.consistent(model, digit).all() and not f2.consistency.consistent(model, black).any()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         f2.load(CHECKPOINTS / "f2d2_shortcut_mnist.pt").log_prob(digit, 4)

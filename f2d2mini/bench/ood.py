@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from f2d2mini import checkpoint, checks, flowmap
+from f2d2mini import checkpoint, checks, consistency, flowmap
 from f2d2mini.images import data, likelihood
 from f2d2mini.reports import Table
 
@@ -48,8 +48,10 @@ def ood_rows(teacher, maps: dict, inputs: dict[str, torch.Tensor], levels: int, 
     """Per kind of input and flow map (``maps``: name -> map of the same teacher): the teacher's ODE bits per dim
     (``reference``: options of :func:`f2d2mini.images.likelihood.ode_bpd`, e.g. one of :data:`REFERENCES`), solved
     once per kind, the map's gap at each K (map minus teacher, mean over the images; negative: the map calls the
-    images likelier than its teacher does), and the share of the images it warns about (:func:`f2d2mini.flowmap.
-    trusted` false at some K); ``progress``: a bar over the kinds (the teacher's solves take most of the time)."""
+    images likelier than its teacher does), the share of the images it warns about (:func:`f2d2mini.flowmap.
+    trusted` false at some K) and, for a map that carries a consistency limit, the share outside it
+    (:func:`f2d2mini.consistency.consistent`); ``progress``: a bar over the kinds (the teacher's solves take most
+    of the time)."""
     from tqdm.auto import tqdm
 
     rows = []
@@ -63,6 +65,8 @@ def ood_rows(teacher, maps: dict, inputs: dict[str, torch.Tensor], levels: int, 
                 row[f"gap K={k}"] = (likelihood.bpd(model, images, k, levels=levels).per_image - ref).mean().item()
                 trusted &= flowmap.trusted(model, z, k).cpu()
             row["warned"] = 1 - trusted.float().mean().item()  # share of the images the map warns about at some K
+            if getattr(model, "consistency", None) is not None:  # the costlier check, asked for, not warned
+                row["inconsistent"] = 1 - consistency.consistent(model, z).float().mean().item()
             rows.append(row)
     return rows
 
@@ -91,7 +95,8 @@ def ood_suite(map_paths, teacher_path=None, n: int = 100, device: torch.device |
     rows = ood_rows(teacher, maps, ood_inputs(test, n), test.levels, progress=True, **reference)
     title = (f"{dataset}: bits per dim of {n} images of each kind (teacher: {reference['solver']}, "
              f"{reference['divergence']} divergence)")
-    formats = {c: "+.3f" for c in rows[0] if c.startswith("gap")} | {"teacher bpd": ".3f", "warned": ".2f"}
+    shares = {"warned": ".2f", "inconsistent": ".2f"}
+    formats = {c: "+.3f" for c in rows[0] if c.startswith("gap")} | {"teacher bpd": ".3f"} | shares
     report = {"dataset": dataset, "reference": reference, "rows": rows, "n": n,
               "maps": {Path(path).stem: str(path) for path in map_paths}}
     return {"tables": {"ood": Table(rows, formats, title=title)}, "report": report}
