@@ -54,7 +54,9 @@ def disagreement(model, x: torch.Tensor) -> torch.Tensor:
 
 
 def calibrate(model, x1: torch.Tensor) -> Consistency:
-    """The limit from data points ``x1``: their largest :func:`disagreement` times :data:`DISAGREEMENT_FACTOR`."""
+    """The limit from data points ``x1`` (at least one): their largest :func:`disagreement` times
+    :data:`DISAGREEMENT_FACTOR`."""
+    x1 = checks.points(x1, model, "x1", min_rows=1, owner="flow map")
     return Consistency(DISAGREEMENT_FACTOR * disagreement(model, x1).max().item())
 
 

@@ -49,6 +49,8 @@ def test_the_limit_is_the_datas_largest_disagreement_times_the_factor_and_decide
     points = _with_energy(torch.tensor([1.0, 0.99 * factor, 1.01 * factor, 3 * factor]))
     assert consistency.consistent(model, points).tolist() == [True, True, False, False]
     assert str(model.consistency) == f"|x_8 - x_4|^2 / (d sigma0^2) <= {model.consistency.limit:.4f}"
+    with pytest.raises(ValueError, match="x1"):
+        consistency.calibrate(model, torch.zeros(0, 1, 4, 4))
 
 
 def test_a_map_without_a_limit_says_so_and_how_to_calibrate_one():
