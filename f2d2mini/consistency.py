@@ -24,9 +24,9 @@ from f2d2mini import base, checkpoint, checks, flowmap
 __all__ = ["Consistency", "disagreement", "calibrate", "consistent", "CONSISTENCY_STEPS", "DISAGREEMENT_FACTOR"]
 
 CONSISTENCY_STEPS = (4, 8)  # the two numbers of backward jumps whose landings are compared
-# The calibrated limit is the data's largest disagreement times this. On three MNIST maps the 1,000 held-out test
-# digits reach 1.5-2.1 times the largest of the calibration points, black images 2.5-15 times (benchmarks/README.md,
-# "mnist"): a limit that errs towards warning about a digit rather than trusting a black image.
+# The calibrated limit is the data's largest disagreement times this: held-out data reach a little past the
+# calibration points, images unlike the data much further, and a limit between errs towards doubting a digit over
+# trusting an empty canvas (the measurements that chose it: benchmarks/README.md, "mnist").
 DISAGREEMENT_FACTOR = 2.0
 
 
