@@ -46,7 +46,13 @@ checkpoint.register_attribute("consistency", Consistency)  # saved with the map'
 
 def disagreement(model, x: torch.Tensor) -> torch.Tensor:
     """``[B]``: |x_8 - x_4|^2 / (d sigma0^2) of the points ``x`` ``[B, *shape]`` (t = 1), where x_K is the end of
-    K backward jumps; 0 for a map that composes exactly."""
+    K backward jumps; 0 for a map that composes exactly. Raises as :func:`f2d2mini.flowmap.log_prob` does for a bad
+    ``x`` (float64 points go into a float32 map as float32)."""
+    return _disagreement(model, checks.points(x, model, owner="flow map"))
+
+
+def _disagreement(model, x: torch.Tensor) -> torch.Tensor:
+    """:func:`disagreement` of points already checked."""
     sigma0 = base.resolve_sigma0(model, name="flow map")
     with torch.no_grad():
         few, many = (flowmap.jumps(model, x, flowmap.backward_times(k)).x for k in CONSISTENCY_STEPS)
@@ -57,7 +63,7 @@ def calibrate(model, x1: torch.Tensor) -> Consistency:
     """The limit from data points ``x1`` (at least one): their largest :func:`disagreement` times
     :data:`DISAGREEMENT_FACTOR`."""
     x1 = checks.points(x1, model, "x1", min_rows=1, owner="flow map")
-    return Consistency(DISAGREEMENT_FACTOR * disagreement(model, x1).max().item())
+    return Consistency(DISAGREEMENT_FACTOR * _disagreement(model, x1).max().item())
 
 
 def consistent(model, x: torch.Tensor) -> torch.Tensor:
@@ -74,5 +80,4 @@ def consistent(model, x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"this {type(model).__name__} carries no calibrated consistency limit (model.consistency): "
                          f"image maps distilled on their data get one from f2d2mini.distill; for others, set "
                          f"model.consistency = f2d2mini.consistency.calibrate(model, data points)")
-    x = checks.points(x, model, owner="flow map")
     return disagreement(model, x) <= limit.limit

@@ -40,6 +40,14 @@ def test_the_disagreement_is_the_squared_distance_of_the_two_landings_per_dimens
     assert consistency.disagreement(Stretch(0.8), torch.zeros(0, 1, 4, 4)).shape == (0,)
 
 
+def test_a_float32_image_map_takes_float64_points_and_names_a_wrong_shape():
+    model = f2.images.unet.UNetFlowMap()  # 8 x 8 digits
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.testing.assert_close(consistency.disagreement(model, x), consistency.disagreement(model, x.float()))
+    with pytest.raises(ValueError, match=r"x must have shape \[batch, 1, 8, 8\], got shape \(3, 1, 9, 9\)"):
+        consistency.disagreement(model, torch.zeros(3, 1, 9, 9))
+
+
 def test_the_limit_is_the_datas_largest_disagreement_times_the_factor_and_decides_consistency():
     model = Stretch(0.8)
     data = _with_energy(torch.linspace(0.5, 1.0, 32))  # the largest disagreement: gap^2 * 1.0
